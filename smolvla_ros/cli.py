@@ -1,0 +1,46 @@
+"""The ``smolvla-ros`` command.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args)``;
+modules keep heavy imports (torch, LeRobot, rclpy) inside ``run`` so that ``--help`` and
+the light subcommands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from smolvla_ros import __version__
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "doctor": ("smolvla_ros.doctor", "check Python, ROS 2, rclpy, torch, LeRobot and calibration"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smolvla-ros",
+        description="SmolVLA on ROS 2 for the SO-101 arm.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        subparser = subparsers.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(subparser)
+        subparser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

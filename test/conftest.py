@@ -1,0 +1,62 @@
+"""Shared fixtures: every test run gets its own isolated ROS 2 graph.
+
+A run picks one ROS_DOMAIN_ID, keeps discovery on this host
+(ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and logs into a temp folder, so tests never see
+another run's nodes or write into ~/.ros. Subprocesses inherit all of it through
+``ros_env()``, which also keeps LD_LIBRARY_PATH and _ROS_WHEELS_BOOTSTRAP_COMPLETE together
+(without both, the ROS wheels re-execute the interpreter on start).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HELPERS = Path(__file__).resolve().parent / "helpers"
+
+# Fast DDS maps a domain to UDP ports; ids 1..100 are safe on Linux. Spread concurrent runs.
+_DOMAIN_ID = str(1 + os.getpid() % 100)
+_LOG_DIR = tempfile.mkdtemp(prefix="smolvla_ros_test_logs_")
+os.environ.update(
+    ROS_DOMAIN_ID=_DOMAIN_ID,
+    ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+    ROS_LOG_DIR=_LOG_DIR,
+)
+
+
+def ros_env(**overrides: str) -> dict[str, str]:
+    """The environment for a subprocess that joins this run's ROS graph."""
+    env = dict(os.environ)
+    env.update(overrides)
+    if "_ROS_WHEELS_BOOTSTRAP_COMPLETE" in env and "LD_LIBRARY_PATH" not in env:
+        raise RuntimeError("LD_LIBRARY_PATH lost: the ROS wheels' bootstrap would be skipped")
+    return env
+
+
+def run_python(script: str | Path, *args: str, **kwargs) -> subprocess.Popen:
+    """Start a helper script with this interpreter, in this run's ROS graph."""
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        env=kwargs.pop("env", None) or ros_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def rclpy_context():
+    """An initialised rclpy context of its own, shut down after the test."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    context.try_shutdown()
