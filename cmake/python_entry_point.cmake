@@ -7,7 +7,10 @@ function(smolvla_ros_entry_point name module destination)
   configure_file(
     "${PROJECT_SOURCE_DIR}/cmake/entry_point.py.in"
     "${CMAKE_CURRENT_BINARY_DIR}/entry_points/${name}"
-    @ONLY)
+    @ONLY
+    # Executable in the build folder too: --symlink-install links to this file.
+    FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+      WORLD_READ WORLD_EXECUTE)
   install(PROGRAMS "${CMAKE_CURRENT_BINARY_DIR}/entry_points/${name}"
     DESTINATION ${destination})
 endfunction()

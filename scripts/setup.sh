@@ -81,7 +81,8 @@ if [ "${SMOLVLA_ROS_SKIP_BUILD:-0}" != 1 ]; then
   # shellcheck source=scripts/env.sh
   source "$ROOT/scripts/env.sh"
   say "colcon build"
-  colcon build --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
+  # --symlink-install: the install space links to the sources, so edits need no rebuild.
+  colcon build --symlink-install --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
     --event-handlers console_cohesion- summary+ status- \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF
 fi
