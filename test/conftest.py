@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,13 @@ def rclpy_context():
     rclpy.init(context=context)
     yield context
     context.try_shutdown()
+
+
+def wait_for(predicate, timeout_s: float = 10.0, period_s: float = 0.01) -> bool:
+    """Poll ``predicate`` until true; False after timeout_s (a deadline to fail, not a timing test)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period_s)
+    return bool(predicate())

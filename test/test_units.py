@@ -12,6 +12,7 @@ from lerobot.motors import MotorCalibration as LeRobotMotorCalibration
 from lerobot.motors.feetech import FeetechMotorsBus
 
 from smolvla_ros.calibration import MotorCalibration, load_calibration, save_calibration
+from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.units import (
     SO101_JOINTS,
     ArmUnits,
@@ -21,16 +22,9 @@ from smolvla_ros.units import (
     ticks_to_lerobot,
 )
 
-# A real SO-101 calibration (values as lerobot-calibrate writes them), plus variants that
-# exercise drive_mode and an odd range sum (mid on a half tick).
-REAL = {
-    "shoulder_pan": MotorCalibration(1, 0, -1470, 758, 3292),
-    "shoulder_lift": MotorCalibration(2, 0, 157, 612, 3401),
-    "elbow_flex": MotorCalibration(3, 0, 1105, 889, 3102),
-    "wrist_flex": MotorCalibration(4, 0, -1145, 831, 3197),
-    "wrist_roll": MotorCalibration(5, 0, 58, 0, 4095),
-    "gripper": MotorCalibration(6, 0, 1122, 2033, 3439),
-}
+# A real SO-101 calibration (the emulated arm's), plus a variant that exercises drive_mode
+# and an odd range sum (mid on a half tick).
+REAL = MOCK_CALIBRATION
 FLIPPED = {name: MotorCalibration(m.id, 1, m.homing_offset, m.range_min, m.range_max + 1)
            for name, m in REAL.items()}
 CALIBRATIONS = {"real": REAL, "drive_mode_odd_range": FLIPPED}
