@@ -16,9 +16,12 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# LeRobot >= 0.4.3 writes follower calibrations under so_follower; older versions used
-# so101_follower. Both are read.
-FOLLOWER_CALIBRATION_FOLDERS = ("so_follower", "so101_follower")
+# Where LeRobot keeps each role's files, under calibration_root(). LeRobot >= 0.4.3 uses the
+# first folder; older versions the second. Both are read; new files go to the first.
+CALIBRATION_FOLDERS = {
+    "follower": ("robots/so_follower", "robots/so101_follower"),
+    "leader": ("teleoperators/so_leader", "teleoperators/so101_leader"),
+}
 
 
 def calibration_root() -> Path:
@@ -32,13 +35,14 @@ def calibration_root() -> Path:
     return Path(lerobot_home).expanduser() / "calibration"
 
 
-def follower_calibration_files(root: Path | None = None) -> list[Path]:
-    """Every SO follower calibration JSON under ``root`` (default: calibration_root())."""
+def calibration_files(root: Path | None = None) -> list[Path]:
+    """Every SO-101 calibration JSON (follower and leader) under ``root``."""
     root = calibration_root() if root is None else root
     return sorted(
         path
-        for folder in FOLLOWER_CALIBRATION_FOLDERS
-        for path in (root / "robots" / folder).glob("*.json")
+        for folders in CALIBRATION_FOLDERS.values()
+        for folder in folders
+        for path in (root / folder).glob("*.json")
     )
 
 
@@ -84,11 +88,13 @@ def save_calibration(calibration: Calibration, path: Path) -> None:
         json.dump({name: asdict(motor) for name, motor in calibration.items()}, file, indent=4)
 
 
-def find_follower_calibration(robot_id: str, root: Path | None = None) -> Path | None:
-    """The calibration file of follower ``robot_id``: so_follower first, then so101_follower."""
-    root = calibration_root() if root is None else root
-    for folder in FOLLOWER_CALIBRATION_FOLDERS:
-        path = root / "robots" / folder / f"{robot_id}.json"
-        if path.is_file():
-            return path
-    return None
+def calibration_path(robot_id: str, role: str = "follower", calibration_dir: str | Path = "") -> Path:
+    """Where the calibration of ``robot_id`` is (or will be written).
+
+    ``calibration_dir`` has LeRobot's meaning: the folder that holds ``<robot_id>.json``;
+    empty means LeRobot's default folder for the role (the older folder if only it has one).
+    """
+    if calibration_dir:
+        return Path(calibration_dir).expanduser() / f"{robot_id}.json"
+    candidates = [calibration_root() / folder / f"{robot_id}.json" for folder in CALIBRATION_FOLDERS[role]]
+    return next((path for path in candidates if path.is_file()), candidates[0])

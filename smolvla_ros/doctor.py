@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from smolvla_ros.calibration import calibration_root, follower_calibration_files
+from smolvla_ros.calibration import calibration_files, calibration_root
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -145,13 +145,13 @@ def check_lerobot() -> Check:
 
 def check_calibration() -> Check:
     root = calibration_root()
-    files = follower_calibration_files(root)
+    files = calibration_files(root)
     if files:
         names = ", ".join(f"{path.parent.name}/{path.stem}" for path in files)
         return Check("calibration", OK, f"{root}: {names}")
     # Only real hardware needs one: the simulation and the emulated bus bring their own.
     return Check(
-        "calibration", WARN, f"no SO follower calibration under {root}",
+        "calibration", WARN, f"no SO-101 calibration under {root}",
         "needed for a real arm only: run `lerobot-calibrate --robot.type=so101_follower "
         "--robot.id=<id> --robot.port=<port>`, or copy an existing calibration JSON there",
     )

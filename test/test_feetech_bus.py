@@ -125,3 +125,13 @@ def test_unplugged_port_is_reported_and_reconnects(emulator, bus):
     emulator.replug()
     bus.connect()
     assert len(bus.sync_read("Present_Position")) == 6
+
+
+def test_one_sync_read_covers_adjacent_registers(emulator, bus):
+    before = emulator.packets_received
+    values = bus.sync_read_span(("Present_Voltage", "Present_Temperature"))
+    assert emulator.packets_received == before + 1
+    assert values == {"Present_Voltage": {name: 121 for name in SO101_MOTORS},
+                      "Present_Temperature": {name: 31 for name in SO101_MOTORS}}
+    with pytest.raises(ValueError, match="not adjacent"):
+        bus.sync_read_span(("Present_Position", "Present_Voltage"))

@@ -108,7 +108,7 @@ class FeetechBus:
         self.stats = BusStats()
         self._port: _PortHandler | None = None
         self._packets = scs.PacketHandler(0)  # protocol 0: STS/SMS, little-endian words
-        self._sync_readers: dict[str, scs.GroupSyncRead] = {}
+        self._sync_readers: dict[tuple[str, ...], scs.GroupSyncRead] = {}
 
     # --- connection ---------------------------------------------------------------------
     @property
@@ -227,13 +227,23 @@ class FeetechBus:
     # --- every servo at once, every control cycle ------------------------------------------------
     def sync_read(self, register: str) -> dict[str, int]:
         """One SYNC_READ of ``register`` from all servos, retried; values decoded."""
-        addr, size = CONTROL_TABLE[register]
-        reader = self._sync_readers.get(register)
+        return self.sync_read_span((register,))[register]
+
+    def sync_read_span(self, registers: tuple[str, ...]) -> dict[str, dict[str, int]]:
+        """One SYNC_READ covering adjacent registers (e.g. position and velocity), retried.
+
+        Returns ``{register: {motor: value}}``.
+        """
+        first = CONTROL_TABLE[registers[0]][0]
+        span = sum(CONTROL_TABLE[name][1] for name in registers)
+        if CONTROL_TABLE[registers[-1]][0] + CONTROL_TABLE[registers[-1]][1] - first != span:
+            raise ValueError(f"registers {registers} are not adjacent")
+        reader = self._sync_readers.get(registers)
         if reader is None:
-            reader = scs.GroupSyncRead(self._require_port(), self._packets, addr, size)
+            reader = scs.GroupSyncRead(self._require_port(), self._packets, first, span)
             for servo_id in self.motors.values():
                 reader.addParam(servo_id)
-            self._sync_readers[register] = reader
+            self._sync_readers[registers] = reader
 
         def attempt():
             result = reader.txRxPacket()
@@ -243,11 +253,15 @@ class FeetechBus:
                 return result, failed
             return result, None
 
-        self._transact(attempt, f"sync read {register}", None, self.config.read_retries)
-        return {
-            self.names[servo_id]: decode(register, reader.getData(servo_id, addr, size))
-            for servo_id in self.motors.values()
-        }
+        self._transact(attempt, f"sync read {'+'.join(registers)}", None, self.config.read_retries)
+        values: dict[str, dict[str, int]] = {}
+        for name in registers:
+            addr, size = CONTROL_TABLE[name]
+            values[name] = {
+                self.names[servo_id]: decode(name, reader.getData(servo_id, addr, size))
+                for servo_id in self.motors.values()
+            }
+        return values
 
     def sync_write(self, register: str, values: dict[str, int]) -> None:
         """One SYNC_WRITE (no replies, so no retries): all servos get their value at once."""

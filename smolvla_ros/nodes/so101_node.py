@@ -1,0 +1,259 @@
+"""so101_node: the SO-101 arm on its Feetech bus, as a ROS 2 node.
+
+Follower mode publishes ``joint_states`` (radians) at ``rate_hz`` and executes
+``action_chunk`` trajectories; leader mode keeps torque off and publishes
+``leader/joint_states`` for teleoperation. ``port:=mock`` runs on an emulated bus with its
+own calibration. All bus work happens on one control thread; callbacks only hand over
+trajectories and commands.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from smolvla_ros.arm_controller import FOLLOWER, LEADER, ArmController, ArmControllerConfig
+from smolvla_ros.calibration import calibration_path, load_calibration
+from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, FeetechBus
+from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
+from smolvla_ros.nodes.ros_time import to_seconds
+from smolvla_ros.trajectory import TrajectoryError, make_trajectory
+from smolvla_ros.units import ArmUnits
+
+MOCK_PORT = "mock"
+
+# name: (default, description). config/so101.yaml lists the same, for --params-file.
+PARAMETERS = {
+    "port": ("/dev/ttyACM0", "serial port of the bus adapter; 'mock' = emulated bus"),
+    "robot_id": ("so101_follower", "LeRobot robot id: the calibration file is <robot_id>.json"),
+    "calibration_dir": ("", "folder holding <robot_id>.json; empty = LeRobot's default folder"),
+    "mode": (FOLLOWER, "'follower' executes trajectories; 'leader' only publishes (torque off)"),
+    "rate_hz": (100.0, "control loop and joint_states rate"),
+    "mirror_topic": ("", "follower only: follow this JointState topic (e.g. leader/joint_states)"),
+    "torque_on_start": (True, "follower: enable torque after configuration, as LeRobot does"),
+    "disable_torque_on_shutdown": (True, "disable torque when the node stops (LeRobot's default)"),
+    "max_relative_target": (0.0, "largest goal change per control step, radians; 0 = no clamp"),
+    "read_retries": (2, "extra attempts for a failed read (LeRobot uses 2)"),
+    "reply_timeout_ms": (50.0, "how long to wait for a servo's reply"),
+    "reconnect_period_s": (1.0, "how often to retry a lost or missing port"),
+    "diagnostics_period_s": (1.0, "how often to publish diagnostics and read temperatures"),
+    "return_delay_time": (0, "written on connect (LeRobot: 0)"),
+    "acceleration": (254, "written on connect (LeRobot: 254)"),
+    "maximum_acceleration": (254, "written on connect (LeRobot: 254)"),
+    "p_coefficient": (16, "position P gain written on connect (LeRobot: 16)"),
+    "i_coefficient": (0, "position I gain written on connect (LeRobot: 0)"),
+    "d_coefficient": (32, "position D gain written on connect (LeRobot: 32)"),
+    "gripper_max_torque_limit": (500, "gripper Max_Torque_Limit (LeRobot: 500)"),
+    "gripper_protection_current": (250, "gripper Protection_Current (LeRobot: 250)"),
+    "gripper_overload_torque": (25, "gripper Overload_Torque (LeRobot: 25)"),
+}
+BUS_PARAMETERS = ("read_retries", "reply_timeout_ms", "return_delay_time", "acceleration",
+                  "maximum_acceleration", "p_coefficient", "i_coefficient", "d_coefficient",
+                  "gripper_max_torque_limit", "gripper_protection_current",
+                  "gripper_overload_torque")
+
+
+class SO101Node(Node):
+    def __init__(self):
+        super().__init__("so101_node")
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.mode = p["mode"]
+        if self.mode not in (FOLLOWER, LEADER):
+            raise ValueError(f"parameter mode must be '{FOLLOWER}' or '{LEADER}', not '{self.mode}'")
+        self.period_s = 1.0 / p["rate_hz"]
+        self.port = p["port"]
+        topic = "joint_states" if self.mode == FOLLOWER else "leader/joint_states"
+        self.joint_state_pub = self.create_publisher(JointState, topic, 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.emulator: EmulatedBus | None = None
+        self.controller: ArmController | None = None
+        self.refusal = ""
+        self._ticks = 0
+        self._rate_hz = 0.0
+        self._stop = threading.Event()
+
+        calibration = self._load_calibration(p)
+        if calibration is None:
+            self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics)
+            return
+        bus_config = BusConfig(port=self.port, **{name: p[name] for name in BUS_PARAMETERS})
+        if self.port == MOCK_PORT:
+            self.emulator = EmulatedBus().start()
+            self.emulator.load_calibration(calibration)
+            bus_config.port = self.emulator.port
+        self.controller = ArmController(
+            FeetechBus(bus_config), calibration, ArmUnits(calibration),
+            ArmControllerConfig(
+                mode=self.mode, torque_on_start=p["torque_on_start"],
+                disable_torque_on_shutdown=p["disable_torque_on_shutdown"],
+                max_relative_target=p["max_relative_target"],
+                reconnect_period_s=p["reconnect_period_s"]),
+            self._log)
+
+        if self.mode == FOLLOWER:
+            self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10)
+            if p["mirror_topic"]:
+                self.create_subscription(JointState, p["mirror_topic"], self._on_mirror, 10)
+        self.create_service(Trigger, "enable_torque", lambda req, res: self._on_torque(True, res))
+        self.create_service(Trigger, "disable_torque", lambda req, res: self._on_torque(False, res))
+        self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics)
+        self._control_thread = threading.Thread(target=self._control_loop, name="so101-control",
+                                                daemon=True)
+        self._control_thread.start()
+
+    def _load_calibration(self, p: dict):
+        if self.port == MOCK_PORT:
+            return MOCK_CALIBRATION
+        path = calibration_path(p["robot_id"], self.mode, p["calibration_dir"])
+        try:
+            return load_calibration(path)
+        except FileNotFoundError:
+            self.refusal = (
+                f"no calibration file {path}: refusing to drive the arm. Calibrate with "
+                f"`smolvla-ros calibrate --port {self.port} --robot-id {p['robot_id']}"
+                f"{' --leader' if self.mode == LEADER else ''}`, or set calibration_dir/robot_id")
+        except ValueError as error:
+            self.refusal = f"refusing to drive the arm: {error}"
+        self.get_logger().error(self.refusal)
+        return None
+
+    def _log(self, level: str, message: str) -> None:
+        # One call site per severity: rclpy refuses a severity change at the same call site.
+        if level == "error":
+            self.get_logger().error(message)
+        elif level == "warn":
+            self.get_logger().warning(message)
+        else:
+            self.get_logger().info(message)
+
+    # --- control thread -------------------------------------------------------------------
+    def _control_loop(self) -> None:
+        names = list(self.controller.units.joints)
+        next_tick = time.monotonic()
+        window_start, window_ticks = next_tick, 0
+        while not self._stop.is_set():
+            now = self.get_clock().now()
+            try:
+                reading = self.controller.step(now.nanoseconds * 1e-9)
+            except Exception as error:  # a bug must not silently end the control loop
+                self.get_logger().error(f"control step failed: {error!r}",
+                                        throttle_duration_sec=5.0)
+                reading = None
+            if reading is not None:
+                msg = JointState(name=names, position=reading.positions.tolist(),
+                                 velocity=reading.velocities.tolist())
+                msg.header.stamp = now.to_msg()
+                self.joint_state_pub.publish(msg)
+                window_ticks += 1
+            next_tick += self.period_s
+            delay = next_tick - time.monotonic()
+            if delay < -self.period_s:  # fell behind (a failing read blocked): do not burst
+                next_tick = time.monotonic()
+            self._stop.wait(max(delay, 0.0))
+            if time.monotonic() - window_start >= 1.0:
+                elapsed = time.monotonic() - window_start
+                self._rate_hz = window_ticks / elapsed
+                window_start, window_ticks = time.monotonic(), 0
+
+    # --- callbacks (executor thread) ------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            trajectory = make_trajectory(
+                msg.joint_names, to_seconds(msg.header.stamp),
+                [to_seconds(point.time_from_start) for point in msg.points],
+                [list(point.positions) for point in msg.points], SO101_MOTORS)
+            skipped = self.controller.submit(trajectory, self._now())
+        except (TrajectoryError, RuntimeError) as error:
+            self.get_logger().error(f"trajectory rejected: {error}")
+            return
+        if skipped:
+            self.get_logger().debug(f"trajectory: skipped {skipped} past point(s)")
+
+    def _on_mirror(self, msg: JointState) -> None:
+        """Follow a leader: its latest position, reached by the next control tick."""
+        try:
+            trajectory = make_trajectory(msg.name, 0.0, [self.period_s], [list(msg.position)],
+                                         SO101_MOTORS)
+            self.controller.submit(trajectory, self._now())
+        except (TrajectoryError, RuntimeError) as error:
+            self.get_logger().error(f"mirror message rejected: {error}",
+                                    throttle_duration_sec=5.0)
+
+    def _on_torque(self, enabled: bool, response: Trigger.Response) -> Trigger.Response:
+        try:
+            response.message = self.controller.set_torque(enabled)
+            response.success = True
+        except RuntimeError as error:
+            response.success, response.message = False, str(error)
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=f"{self.get_name()}: SO-101 bus", hardware_id=self.port)
+        if self.controller is None:
+            status.level, status.message = DiagnosticStatus.ERROR, self.refusal
+        else:
+            self.controller.read_health()
+            health, stats = self.controller.health, self.controller.bus.stats
+            if not health.connected:
+                status.level = DiagnosticStatus.ERROR
+                status.message = f"disconnected: {health.last_error}"
+            elif health.silent_motors or health.calibration_mismatch:
+                status.level = DiagnosticStatus.WARN
+                status.message = (f"no reply from {', '.join(health.silent_motors)}"
+                                  if health.silent_motors else "calibration file differs from EEPROM")
+            else:
+                status.level, status.message = DiagnosticStatus.OK, f"{self.mode}, running"
+            values = {
+                "mode": self.mode, "connected": health.connected, "torque": health.torque,
+                "loop_rate_hz": f"{self._rate_hz:.1f}", "transactions": stats.transactions,
+                "failed_attempts": stats.failures, "retries": stats.retries,
+                "errors": stats.errors, "last_error": stats.last_error,
+                "calibration_mismatch": "; ".join(health.calibration_mismatch),
+                **{f"temperature_c.{n}": t for n, t in health.temperatures.items()},
+                **{f"voltage_v.{n}": v for n, v in health.voltages.items()},
+            }
+            status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        if self.controller is not None:
+            self._control_thread.join(timeout=5)
+            self.controller.shutdown()
+        if self.emulator is not None:
+            self.emulator.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SO101Node()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as error:  # a bad parameter: one line, no traceback
+        rclpy.logging.get_logger("so101_node").fatal(str(error))
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
