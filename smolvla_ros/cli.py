@@ -16,6 +16,7 @@ from smolvla_ros import __version__
 # name -> (module, one-line help)
 SUBCOMMANDS = {
     "doctor": ("smolvla_ros.doctor", "check Python, ROS 2, rclpy, torch, LeRobot and calibration"),
+    "calibrate": ("smolvla_ros.calibrate", "calibrate an SO-101 arm (LeRobot's procedure and file)"),
 }
 
 

@@ -152,8 +152,8 @@ def check_calibration() -> Check:
     # Only real hardware needs one: the simulation and the emulated bus bring their own.
     return Check(
         "calibration", WARN, f"no SO-101 calibration under {root}",
-        "needed for a real arm only: run `lerobot-calibrate --robot.type=so101_follower "
-        "--robot.id=<id> --robot.port=<port>`, or copy an existing calibration JSON there",
+        "needed for a real arm only: `smolvla-ros calibrate --port <port> --robot-id <id>` "
+        "(or lerobot-calibrate) writes one there",
     )
 
 

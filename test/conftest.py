@@ -53,6 +53,16 @@ def run_python(script: str | Path, *args: str, **kwargs) -> subprocess.Popen:
 
 
 @pytest.fixture
+def emulator():
+    """An emulated SO-101 bus on a pty, calibrated like the mock arm."""
+    from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
+
+    with EmulatedBus() as emu:
+        emu.load_calibration(MOCK_CALIBRATION)
+        yield emu
+
+
+@pytest.fixture
 def rclpy_context():
     """An initialised rclpy context of its own, shut down after the test."""
     import rclpy

@@ -7,14 +7,7 @@ from conftest import wait_for
 
 from smolvla_ros.feetech import protocol
 from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, BusError, FeetechBus, PortError
-from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
-
-
-@pytest.fixture
-def emulator():
-    with EmulatedBus() as emu:
-        emu.load_calibration(MOCK_CALIBRATION)
-        yield emu
+from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 
 
 @pytest.fixture

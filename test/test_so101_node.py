@@ -11,7 +11,7 @@ import statistics
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from conftest import wait_for
+from conftest import REPO_ROOT, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ros_probe import NodeProcess, RosProbe
 from sensor_msgs.msg import JointState
@@ -20,19 +20,12 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smolvla_ros.calibration import save_calibration
 from smolvla_ros.feetech.bus import SO101_MOTORS
-from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
+from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.nodes.ros_time import to_seconds
 from smolvla_ros.units import RADIANS_PER_TICK, SO101_JOINTS, ArmUnits
 
 UNITS = ArmUnits(MOCK_CALIBRATION)
 RATE_HZ = 50.0
-
-
-@pytest.fixture
-def emulator():
-    with EmulatedBus() as emu:
-        emu.load_calibration(MOCK_CALIBRATION)
-        yield emu
 
 
 @pytest.fixture
@@ -250,12 +243,26 @@ def test_without_calibration_the_real_arm_is_never_moved(emulator, tmp_path, pro
         assert node.stop() == 0, node.output()
 
 
-def test_mock_port_runs_with_nothing_else(probe):
+@pytest.mark.parametrize("params_file", [False, True], ids=["defaults", "config_so101_yaml"])
+def test_mock_port_runs_with_nothing_else(probe, params_file):
     probe.subscribe(JointState, "joint_states")
-    node = NodeProcess("so101_node", "-p", "port:=mock")
+    extra = ["--params-file", str(REPO_ROOT / "config" / "so101.yaml")] if params_file else []
+    node = NodeProcess("so101_node", *extra, "-p", "port:=mock")
     try:
         messages = probe.wait_for_messages("joint_states", 5)
         np.testing.assert_allclose(messages[-1].position, UNITS.ticks_to_radians(
             [round(m.mid) for m in MOCK_CALIBRATION.values()]), atol=1e-9)
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+def test_calibration_mismatch_with_eeprom_is_a_clear_warning(emulator, calibration_dir, probe):
+    emulator.set_register(1, "Homing_Offset", -1400)
+    emulator.set_register(6, "Max_Position_Limit", 3000)
+    node = start_node(emulator, calibration_dir)
+    try:
+        node.wait_for_output("calibration file and servo EEPROM differ")
+        assert "shoulder_pan.homing_offset: file -1470, servo -1400" in node.output()
+        assert "gripper.range_max: file 3439, servo 3000" in node.output()
     finally:
         assert node.stop() == 0, node.output()

@@ -11,7 +11,12 @@ from lerobot.motors import Motor, MotorNormMode
 from lerobot.motors import MotorCalibration as LeRobotMotorCalibration
 from lerobot.motors.feetech import FeetechMotorsBus
 
-from smolvla_ros.calibration import MotorCalibration, load_calibration, save_calibration
+from smolvla_ros.calibration import (
+    MotorCalibration,
+    calibration_path,
+    load_calibration,
+    save_calibration,
+)
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.units import (
     SO101_JOINTS,
@@ -127,3 +132,16 @@ def test_bad_calibration_file_is_a_clear_error(tmp_path):
                     '"range_min": 10, "range_max": 10}}')
     with pytest.raises(ValueError, match="range_min 10 >= range_max 10"):
         load_calibration(path)
+
+
+def test_calibration_path_follows_lerobots_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(tmp_path))
+    new = tmp_path / "robots" / "so_follower" / "arm.json"
+    old = tmp_path / "robots" / "so101_follower" / "arm.json"
+    assert calibration_path("arm") == new  # where a new file goes
+    save_calibration(REAL, old)
+    assert calibration_path("arm") == old  # LeRobot < 0.4.3's folder is read too
+    save_calibration(REAL, new)
+    assert calibration_path("arm") == new
+    assert calibration_path("lead", "leader") == tmp_path / "teleoperators" / "so_leader" / "lead.json"
+    assert calibration_path("arm", calibration_dir=tmp_path / "mine") == tmp_path / "mine" / "arm.json"

@@ -303,3 +303,31 @@ class EmulatedBus:
                 del queue[i]
                 return True
         return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve an emulated SO-101 (calibrated like MOCK_CALIBRATION) until Ctrl-C or SIGTERM.
+
+    ``python -m smolvla_ros.feetech.emulator --port /tmp/ttySO101`` gives any Feetech tool
+    (LeRobot included) an arm to talk to at that path.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", required=True, help="path of the symlink to create")
+    parser.add_argument("--speed", type=float, default=DEFAULT_SPEED, help="ticks per second")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with EmulatedBus(speed=args.speed, port=args.port) as bus:
+        bus.load_calibration(MOCK_CALIBRATION)
+        print(f"emulated SO-101 on {bus.port}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
