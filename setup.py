@@ -33,7 +33,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["smolvla_ros", "smolvla_ros.*"]),
-    install_requires=["numpy>=2,<2.3", "lerobot[smolvla,feetech]==0.6.1", "feetech-servo-sdk==1.0.0"],
+    install_requires=["numpy>=2,<2.3", "lerobot[smolvla,feetech,async]==0.6.1", "feetech-servo-sdk==1.0.0"],
     extras_require={"ros": ROS_WHEELS, "test": ["pytest", "pytest-timeout"]},
     entry_points={"console_scripts": ["smolvla-ros = smolvla_ros.cli:main"]},
 )

@@ -82,6 +82,8 @@ if [ "${SMOLVLA_ROS_SKIP_BUILD:-0}" != 1 ]; then
   source "$ROOT/scripts/env.sh"
   say "colcon build"
   # --symlink-install: the install space links to the sources, so edits need no rebuild.
+  # Links to files since deleted or renamed would still import: drop them first.
+  [ ! -d "$ROOT/install" ] || find "$ROOT/install" -xtype l -delete
   colcon build --symlink-install --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
     --event-handlers console_cohesion- summary+ status- \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF

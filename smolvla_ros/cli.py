@@ -17,6 +17,8 @@ from smolvla_ros import __version__
 SUBCOMMANDS = {
     "doctor": ("smolvla_ros.doctor", "check Python, ROS 2, rclpy, torch, LeRobot and calibration"),
     "calibrate": ("smolvla_ros.calibrate", "calibrate an SO-101 arm (LeRobot's procedure and file)"),
+    "make-test-checkpoint": ("smolvla_ros.policy.tiny_checkpoint",
+                             "write a tiny random SmolVLA checkpoint, offline, for tests and demos"),
 }
 
 

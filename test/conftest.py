@@ -25,6 +25,7 @@ HELPERS = Path(__file__).resolve().parent / "helpers"
 _DOMAIN_ID = str(1 + os.getpid() % 100)
 _LOG_DIR = tempfile.mkdtemp(prefix="smolvla_ros_test_logs_")
 os.environ.update(
+    HF_HUB_OFFLINE="1",  # no Hub here: fail fast instead of waiting on the network
     ROS_DOMAIN_ID=_DOMAIN_ID,
     ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
     ROS_LOG_DIR=_LOG_DIR,
@@ -81,3 +82,11 @@ def wait_for(predicate, timeout_s: float = 10.0, period_s: float = 0.01) -> bool
             return True
         time.sleep(period_s)
     return bool(predicate())
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """The offline tiny SmolVLA checkpoint (cameras front and wrist), made once per run."""
+    from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
+
+    return make_test_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny_smolvla")

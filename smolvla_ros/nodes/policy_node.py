@@ -1,0 +1,283 @@
+"""policy_node: SmolVLA on ROS 2. Cameras, joint states and an instruction in; timed action
+chunks out as trajectory_msgs/JointTrajectory.
+
+The checkpoint loads on a background thread (state ``loading`` meanwhile); its input
+features decide which camera topics to subscribe to. Inference runs on the controller's
+worker thread, never in a callback; a control-rate timer decides when.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from smolvla_ros.calibration import calibration_path, load_calibration
+from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
+from smolvla_ros.msg import PolicyStatus
+from smolvla_ros.nodes.ros_time import to_seconds
+from smolvla_ros.policy.controller import (
+    ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
+)
+from smolvla_ros.policy.images import ImageError, compressed_to_rgb, image_to_rgb
+from smolvla_ros.policy.runtime import PolicyLoadError, PolicyRuntime, PolicyRuntimeConfig
+from smolvla_ros.units import ArmUnits
+
+MOCK_ROBOT = "mock"
+STATES = {LOADING: PolicyStatus.STATE_LOADING, IDLE: PolicyStatus.STATE_IDLE,
+          RUNNING: PolicyStatus.STATE_RUNNING, HOLDING: PolicyStatus.STATE_HOLDING,
+          ERROR: PolicyStatus.STATE_ERROR}
+
+# name: (default, description). config/policy.yaml lists the same, for --params-file.
+PARAMETERS = {
+    "policy_path": ("lerobot/smolvla_base", "hub id or local folder of a LeRobot SmolVLA checkpoint"),
+    "device": ("auto", "auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ..."),
+    "dtype": ("auto", "auto (bfloat16 on CUDA, float32 on CPU), float32 or bfloat16"),
+    "fps": (30.0, "control rate: action k of a chunk is due k/fps after its observation"),
+    "vlm_path": ("", "replaces the checkpoint's VLM/tokenizer path (moved or offline checkpoints)"),
+    "tokenizer_max_length": (0, "instruction tokens the policy reads; 0 = the checkpoint's (48)"),
+    "image_transport": ("raw", "raw (cameras/<name>/image_raw) or compressed (.../compressed)"),
+    "chunk_threshold": (0.5, "start the next inference when this fraction of the chunk is left"),
+    "aggregate": ("replace", "overlap of chunks: replace, weighted_average, latest_only, average, "
+                             "conservative (LeRobot's async-inference functions)"),
+    "stale_after_s": (0.5, "hold instead of inferring on an image or joint state older than this"),
+    "noise_seed": (-1, ">= 0: the same flow-matching noise for every chunk (reproducible runs)"),
+    "robot_id": ("so101_follower", "calibration of the arm (LeRobot robot id); 'mock' = the "
+                                   "emulated/simulated arm's built-in calibration"),
+    "calibration_dir": ("", "folder holding <robot_id>.json; empty = LeRobot's default folder"),
+    "use_degrees": (True, "LeRobot units of the checkpoint: degrees (>= 0.4.3) or -100..100"),
+    "robot_type": ("so101_follower", "robot_type passed to the policy's processors"),
+    "status_period_s": (1.0, "policy_status and diagnostics period (also sent on every change)"),
+}
+
+
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__("policy_node")
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if self.p["image_transport"] not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, not {self.p['image_transport']!r}")
+        self.units = ArmUnits(self._calibration(), use_degrees=self.p["use_degrees"])
+        self.chunk_pub = self.create_publisher(JointTrajectory, "action_chunk", 10)
+        self.status_pub = self.create_publisher(PolicyStatus, "policy_status", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.controller: PolicyController | None = None
+        self.runtime: PolicyRuntime | None = None
+        self._load_error = ""
+        self._last_sent = None
+        self._image_errors: dict[str, tuple[str, float]] = {}
+        self.create_timer(self.p["status_period_s"], self._publish_status_and_diagnostics)
+        self._loader = threading.Thread(target=self._load, name="policy-loader", daemon=True)
+        self._loader.start()
+        self._setup_timer = self.create_timer(0.05, self._finish_setup)
+        self._publish_status()
+
+    def _calibration(self):
+        if self.p["robot_id"] == MOCK_ROBOT:
+            return MOCK_CALIBRATION
+        path = calibration_path(self.p["robot_id"], "follower", self.p["calibration_dir"])
+        try:
+            return load_calibration(path)
+        except FileNotFoundError:
+            raise ValueError(
+                f"no calibration file {path}: the policy needs the arm's calibration to convert "
+                "joint_states to LeRobot units (set robot_id/calibration_dir, or robot_id:=mock "
+                "for the emulated or simulated arm)") from None
+
+    # --- loading (background thread), then wiring (executor thread) ---------------------------
+    def _load(self) -> None:
+        try:
+            runtime = PolicyRuntime(PolicyRuntimeConfig(
+                policy_path=self.p["policy_path"], device=self.p["device"], dtype=self.p["dtype"],
+                vlm_path=self.p["vlm_path"], tokenizer_max_length=self.p["tokenizer_max_length"],
+                robot_type=self.p["robot_type"]))
+            warm_up = runtime.warm_up()
+        except PolicyLoadError as error:
+            self._load_error = str(error)
+            return
+        except Exception as error:  # anything else LeRobot raises while loading
+            self._load_error = f"cannot load {self.p['policy_path']!r}: {error!r}".splitlines()[0]
+            return
+        self.get_logger().info(
+            f"loaded {self.p['policy_path']} on {runtime.device} ({runtime.dtype}) in "
+            f"{runtime.load_time_s:.1f} s, warm-up inference {warm_up:.2f} s; cameras: "
+            f"{', '.join(runtime.camera_names)}")
+        self.runtime = runtime
+
+    def _finish_setup(self) -> None:
+        if self._loader.is_alive():
+            return
+        self._setup_timer.cancel()
+        if self.runtime is None:
+            self.get_logger().error(self._load_error)
+            self._publish_status()
+            return
+        try:
+            self.controller = PolicyController(
+                self.runtime, self.units, PolicyControllerConfig(
+                    fps=self.p["fps"], chunk_threshold=self.p["chunk_threshold"],
+                    aggregate=self.p["aggregate"], stale_after_s=self.p["stale_after_s"],
+                    noise_seed=self.p["noise_seed"]),
+                self._publish_chunk, self._log, self._now)
+        except ValueError as error:
+            self._load_error = str(error)
+            self.get_logger().error(self._load_error)
+            self._publish_status()
+            return
+        compressed = self.p["image_transport"] == "compressed"
+        for name, topic in self.controller.camera_topics.items():
+            if compressed:
+                self.controller.camera_topics[name] = topic = f"{topic}/compressed"
+            self.create_subscription(CompressedImage if compressed else Image, topic,
+                                     lambda msg, n=name: self._on_image(n, msg),
+                                     qos_profile_sensor_data)
+        self.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
+        self.create_subscription(String, "task_instruction", self._on_instruction, 10)
+        self.create_service(Trigger, "pause", lambda _, res: self._service(res, lambda: self.controller.pause(True)))
+        self.create_service(Trigger, "resume", lambda _, res: self._service(res, lambda: self.controller.pause(False)))
+        self.create_service(Trigger, "reset", lambda _, res: self._service(res, self.controller.reset))
+        self.create_timer(1.0 / self.p["fps"], self._tick)
+        self._publish_status()
+
+    # --- callbacks --------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _log(self, level: str, message: str) -> None:
+        # One call site per severity: rclpy refuses a severity change at the same call site.
+        if level == "error":
+            self.get_logger().error(message)
+        elif level == "warn":
+            self.get_logger().warning(message)
+        else:
+            self.get_logger().info(message)
+
+    def _on_image(self, name: str, msg) -> None:
+        try:
+            if isinstance(msg, CompressedImage):
+                rgb = compressed_to_rgb(bytes(msg.data))
+            else:
+                rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
+        except ImageError as error:
+            # One line per camera and problem, repeated at most every 5 s.
+            line = f"camera '{name}': image rejected: {error}"
+            last_line, last_time = self._image_errors.get(name, ("", 0.0))
+            if line != last_line or time.monotonic() - last_time > 5.0:
+                self.get_logger().error(line)
+                self._image_errors[name] = (line, time.monotonic())
+            return
+        self.controller.update_image(name, rgb, to_seconds(msg.header.stamp))
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            self.controller.update_joints(msg.name, msg.position, to_seconds(msg.header.stamp))
+        except ValueError as error:
+            self.get_logger().error(f"joint_states rejected: {error}", throttle_duration_sec=5.0)
+
+    def _on_instruction(self, msg: String) -> None:
+        self.controller.set_instruction(msg.data.strip(), self._now())
+        self._publish_status_if_changed()
+
+    def _tick(self) -> None:
+        self.controller.tick(self._now())
+        self._publish_status_if_changed()
+
+    def _service(self, response: Trigger.Response, action) -> Trigger.Response:
+        response.message = action()
+        response.success = True
+        self._publish_status_if_changed()
+        return response
+
+    def _publish_chunk(self, chunk: ChunkOut) -> None:
+        msg = JointTrajectory(joint_names=list(chunk.joint_names))
+        msg.header.stamp.sec = int(chunk.stamp // 1)
+        msg.header.stamp.nanosec = int(round((chunk.stamp % 1) * 1e9)) % 1_000_000_000
+        for k, positions in enumerate(chunk.positions):
+            t = k / chunk.fps
+            msg.points.append(JointTrajectoryPoint(
+                positions=positions.tolist(),
+                time_from_start=Duration(sec=int(t), nanosec=int(round((t % 1) * 1e9)))))
+        self.chunk_pub.publish(msg)
+
+    # --- status --------------------------------------------------------------------------------------
+    def _status(self) -> PolicyStatus:
+        msg = PolicyStatus(model_id=self.p["policy_path"])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        if self.controller is None:
+            msg.state = STATES[ERROR] if self._load_error else STATES[LOADING]
+            msg.message = self._load_error or f"loading {self.p['policy_path']}"
+            return msg
+        s = self.controller.status
+        msg.state, msg.message, msg.instruction = STATES[s.state], s.message, s.instruction
+        msg.inference_latency, msg.observation_age = s.inference_latency, s.observation_age
+        msg.chunks_published = s.chunks_published
+        return msg
+
+    def _publish_status(self) -> None:
+        msg = self._status()
+        self._last_sent = (msg.state, msg.message, msg.instruction, msg.chunks_published)
+        self.status_pub.publish(msg)
+
+    def _publish_status_if_changed(self) -> None:
+        msg = self._status()
+        if (msg.state, msg.message, msg.instruction, msg.chunks_published) != self._last_sent:
+            self._last_sent = (msg.state, msg.message, msg.instruction, msg.chunks_published)
+            self.status_pub.publish(msg)
+
+    def _publish_status_and_diagnostics(self) -> None:
+        self._publish_status()
+        status = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=self.p["policy_path"])
+        if self.controller is None:
+            status.level = DiagnosticStatus.ERROR if self._load_error else DiagnosticStatus.OK
+            status.message = self._load_error or "loading"
+        else:
+            s = self.controller.status
+            status.level = {ERROR: DiagnosticStatus.ERROR, HOLDING: DiagnosticStatus.WARN}.get(
+                s.state, DiagnosticStatus.OK)
+            status.message = f"{s.state}: {s.message}" if s.message else s.state
+            values = {"instruction": s.instruction, "device": self.runtime.device,
+                      "dtype": self.runtime.dtype, "load_time_s": f"{self.runtime.load_time_s:.2f}",
+                      "inference_latency_s": f"{s.inference_latency:.3f}",
+                      "observation_age_s": f"{s.observation_age:.3f}",
+                      "chunks_published": s.chunks_published, "queue_depth": s.queue_depth,
+                      "starved_ticks": s.starved_ticks, "dropped_results": s.dropped_results}
+            status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        if self.controller is not None:
+            self.controller.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as error:  # a bad parameter or missing calibration: one line
+        rclpy.logging.get_logger("policy_node").fatal(str(error))
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

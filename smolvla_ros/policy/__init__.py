@@ -1,0 +1,1 @@
+"""The policy side, ROS-free: LeRobot SmolVLA checkpoints, observations in, timed chunks out."""

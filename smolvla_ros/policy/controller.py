@@ -1,0 +1,250 @@
+"""The policy node's logic, ROS-free: instruction, observations, inference worker, chunks.
+
+Inputs arrive from any thread (``set_instruction``, ``update_image``, ``update_joints``);
+``tick(now)`` runs at the control rate and decides when to infer; a single worker thread
+runs the model, so callbacks never wait on it. Each result becomes a chunk of joint
+positions in radians stamped with its observation time, handed to ``publish``.
+
+- A new instruction re-plans at once: inference starts on the freshest observation (after
+  the one in flight, whose result is then dropped). The same text again changes nothing.
+  An empty text stops: a hold at the current position, no more inference.
+- Stale input (older than ``stale_after_s``) is never inferred on: the arm holds and the
+  status says which input and why.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from smolvla_ros.policy.chunks import REPLACE, ChunkSchedule
+from smolvla_ros.units import ArmUnits
+
+LOADING, IDLE, RUNNING, HOLDING, ERROR = "loading", "idle", "running", "holding", "error"
+
+
+@dataclass
+class PolicyControllerConfig:
+    fps: float = 30.0
+    chunk_threshold: float = 0.5
+    aggregate: str = REPLACE
+    stale_after_s: float = 0.5
+    noise_seed: int = -1  # >= 0: the same flow-matching noise for every chunk (reproducible)
+
+
+@dataclass
+class PolicyState:
+    state: str = IDLE
+    message: str = ""
+    instruction: str = ""
+    inference_latency: float = 0.0  # seconds, observation taken -> chunk ready
+    observation_age: float = 0.0  # seconds, age of the oldest input the last chunk used
+    chunks_published: int = 0
+    queue_depth: int = 0  # actions of the current chunk still ahead
+    starved_ticks: int = 0  # control ticks with an instruction but no action left
+    dropped_results: int = 0  # chunks discarded because the instruction changed
+
+
+@dataclass
+class _Observation:
+    time: float  # the joint state's stamp: the chunk's time origin
+    age: float
+    images: dict[str, np.ndarray]
+    state: np.ndarray  # LeRobot units
+    positions: np.ndarray  # radians, for holds
+    task: str
+    generation: int
+
+
+@dataclass
+class ChunkOut:
+    """What the node publishes: positions (n, joints) in radians, point k at stamp + k/fps."""
+
+    stamp: float
+    joint_names: tuple[str, ...]
+    positions: np.ndarray
+    fps: float
+
+
+Log = Callable[[str, str], None]
+
+
+class PolicyController:
+    def __init__(self, runtime, units: ArmUnits, config: PolicyControllerConfig,
+                 publish: Callable[[ChunkOut], None], log: Log, clock: Callable[[], float]):
+        self.runtime = runtime
+        self.units = units
+        self.config = config
+        self.schedule = ChunkSchedule(config.fps, config.chunk_threshold, config.aggregate)
+        self.status = PolicyState()
+        self.camera_topics = {name: f"cameras/{name}/image_raw" for name in runtime.camera_names}
+        self._publish = publish
+        self._log = log
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._images: dict[str, tuple[float, np.ndarray]] = {}
+        self._joints: tuple[float, np.ndarray] | None = None
+        self._generation = 0
+        self._replan = False
+        self._paused = False
+        self._busy = False
+        self._requests: queue.Queue[_Observation | None] = queue.Queue(maxsize=1)
+        self._worker = threading.Thread(target=self._work, name="policy-inference", daemon=True)
+        self._worker.start()
+
+    # --- inputs ------------------------------------------------------------------------------
+    def set_instruction(self, text: str, now: float) -> None:
+        with self._lock:
+            if text == self.status.instruction:
+                return  # `ros2 topic pub` repeats at 1 Hz: the same text is not a new instruction
+            self.status.instruction = text
+            self._generation += 1
+            self.schedule.clear()
+            if not text:
+                self._log("info", "empty instruction: holding, inference stopped")
+                self._set(IDLE, "no instruction")
+                self._hold(now)
+                return
+            tokens = self.runtime.token_count(text)
+            if tokens > self.runtime.tokenizer_max_length:
+                self._log("warn", f"instruction is {tokens} tokens, the policy reads "
+                                  f"{self.runtime.tokenizer_max_length}: it will be truncated "
+                                  "(parameter tokenizer_max_length)")
+            self._log("info", f"new instruction: {text!r}")
+            self._replan = True
+        self.tick(now)  # re-plan at once, not at the next tick
+
+    def update_image(self, name: str, rgb: np.ndarray, stamp: float) -> None:
+        with self._lock:
+            self._images[name] = (stamp, rgb)
+
+    def update_joints(self, names, positions, stamp: float) -> None:
+        """Map a JointState by name; raises ValueError for missing joints or NaN."""
+        by_name = dict(zip(names, positions))
+        missing = [joint for joint in self.units.joints if joint not in by_name]
+        if missing:
+            raise ValueError(f"joint_states lacks {missing}")
+        vector = np.array([by_name[joint] for joint in self.units.joints], dtype=float)
+        if not np.all(np.isfinite(vector)):
+            raise ValueError("joint_states holds NaN or infinite positions")
+        with self._lock:
+            self._joints = (stamp, vector)
+
+    def pause(self, paused: bool) -> str:
+        with self._lock:
+            self._paused = paused
+            if paused:
+                self._generation += 1
+                self.schedule.clear()
+                self._hold(self._clock())
+                self._set(HOLDING, "paused")
+            else:
+                self._replan = bool(self.status.instruction)
+        return "paused" if paused else "resumed"
+
+    def reset(self) -> str:
+        """Forget the instruction and the chunk, hold: as after start-up."""
+        with self._lock:
+            self._generation += 1
+            self.status.instruction = ""
+            self.schedule.clear()
+            self._paused = False
+            self._hold(self._clock())
+            self._set(IDLE, "reset")
+        return "reset"
+
+    # --- the control clock ----------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        with self._lock:
+            self.status.queue_depth = self.schedule.remaining(now)
+            if not self.status.instruction or self._paused:
+                return
+            if self.schedule.current is not None and self.schedule.starved(now):
+                self.status.starved_ticks += 1
+            problem = self._stale_input(now)
+            if problem:
+                if self.status.state != HOLDING or self.status.message != problem:
+                    self._log("warn", f"holding: {problem}")
+                    self._hold(now)
+                    self.schedule.clear()
+                    self._set(HOLDING, problem)
+                return
+            if self._busy or not (self._replan or self.schedule.needs_inference(now)):
+                return
+            self._replan = False
+            self._busy = True
+            observation = self._snapshot(now)
+        self._requests.put(observation)
+
+    def _stale_input(self, now: float) -> str:
+        if self._joints is None:
+            return "no joint_states received yet"
+        if now - self._joints[0] > self.config.stale_after_s:
+            return f"joint_states is {now - self._joints[0]:.2f} s old"
+        for name, topic in self.camera_topics.items():
+            if name not in self._images:
+                return f"no image yet from camera '{name}' (waiting on {topic})"
+            age = now - self._images[name][0]
+            if age > self.config.stale_after_s:
+                return f"camera '{name}' image is {age:.2f} s old ({topic})"
+        return ""
+
+    def _snapshot(self, now: float) -> _Observation:
+        stamp, positions = self._joints
+        oldest = min([stamp, *(t for t, _ in self._images.values())])
+        return _Observation(
+            time=stamp, age=now - oldest,
+            images={name: self._images[name][1] for name in self.camera_topics},
+            state=self.units.radians_to_lerobot(positions), positions=positions,
+            task=self.status.instruction, generation=self._generation)
+
+    # --- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while (observation := self._requests.get()) is not None:
+            started = time.perf_counter()
+            try:
+                noise = (self.runtime.make_noise(self.config.noise_seed)
+                         if self.config.noise_seed >= 0 else None)
+                actions = self.runtime.infer(observation.images, observation.state,
+                                             observation.task, noise=noise)
+                radians = np.array([self.units.lerobot_to_radians(a) for a in actions])
+            except Exception as error:  # the model failing must not kill the node
+                with self._lock:
+                    self._busy = False
+                    self._set(ERROR, f"inference failed: {error!r}".splitlines()[0])
+                self._log("error", self.status.message)
+                continue
+            with self._lock:
+                self._busy = False
+                if observation.generation != self._generation:
+                    self.status.dropped_results += 1  # the instruction changed meanwhile
+                    continue
+                chunk = self.schedule.merge(observation.time, radians)
+                self.status.inference_latency = self._clock() - observation.time
+                self.status.observation_age = observation.age
+                self.status.chunks_published += 1
+                self._set(RUNNING, f"last inference took {time.perf_counter() - started:.3f} s")
+                self._publish(ChunkOut(observation.time, self.units.joints, chunk.actions, self.config.fps))
+
+    def _hold(self, now: float) -> None:
+        """Publish one point at the current position (reached by the next control tick)."""
+        if self._joints is None:
+            return
+        self._publish(ChunkOut(now + 1.0 / self.config.fps, self.units.joints,
+                               self._joints[1][None, :], self.config.fps))
+
+    def _set(self, state: str, message: str) -> None:
+        self.status.state, self.status.message = state, message
+
+    def close(self) -> None:
+        try:
+            self._requests.put_nowait(None)
+        except queue.Full:
+            self._requests.get_nowait()
+            self._requests.put_nowait(None)
+        self._worker.join(timeout=30)

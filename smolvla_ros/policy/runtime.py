@@ -1,0 +1,153 @@
+"""Load a LeRobot SmolVLA checkpoint and run it exactly as LeRobot does.
+
+Everything model-side is LeRobot's own code: ``SmolVLAPolicy.from_pretrained``, the saved
+pre/post-processor pipelines (``make_pre_post_processors`` with overrides), and
+``prepare_observation_for_inference``. For the same observation, instruction and noise the
+actions are therefore LeRobot's, bit for bit; this module only chooses the device and
+dtype, makes moved or offline checkpoints loadable, and reports what it did.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_PREFIX = "observation.images."
+STATE_KEY = "observation.state"
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "policy_preprocessor.json",
+                    "policy_postprocessor.json")
+
+
+class PolicyLoadError(RuntimeError):
+    """The checkpoint cannot be loaded; the message says why in one line."""
+
+
+@dataclass
+class PolicyRuntimeConfig:
+    policy_path: str  # hub id (lerobot/smolvla_base) or a local folder saved by LeRobot
+    device: str = "auto"  # auto: CUDA if present, else CPU
+    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    vlm_path: str = ""  # replaces the checkpoint's VLM/tokenizer path (moved or offline)
+    tokenizer_max_length: int = 0  # 0: the checkpoint's (48 for SmolVLA)
+    robot_type: str = "so101_follower"
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PolicyLoadError(f"device '{device}' requested but torch sees no CUDA device")
+    return device
+
+
+def _check_local_folder(path: Path) -> None:
+    missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
+    if missing:
+        raise PolicyLoadError(f"{path} is not a LeRobot policy checkpoint: missing {', '.join(missing)}")
+
+
+class PolicyRuntime:
+    """One loaded SmolVLA policy with its processors."""
+
+    def __init__(self, config: PolicyRuntimeConfig):
+        import torch
+        from lerobot.configs import PreTrainedConfig
+        from lerobot.policies.factory import make_pre_post_processors
+        from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+        started = time.perf_counter()
+        self.config = config
+        path = config.policy_path
+        if not path:
+            raise PolicyLoadError("policy_path is empty: give a hub id or a checkpoint folder")
+        local = Path(path).expanduser()
+        if local.exists() or path.startswith((".", "/", "~")):
+            if not local.is_dir():
+                raise PolicyLoadError(f"checkpoint folder {local} does not exist")
+            _check_local_folder(local)
+            path = str(local.resolve())
+        self.device = _resolve_device(config.device)
+        try:
+            policy_config = PreTrainedConfig.from_pretrained(path)
+        except Exception as error:  # hub errors come in many types; all mean "cannot get it"
+            raise PolicyLoadError(
+                f"cannot load '{path}': not a local folder, and the Hugging Face Hub has no such "
+                f"model or cannot be reached ({type(error).__name__}: {str(error).splitlines()[0]})"
+            ) from None
+        if policy_config.type != "smolvla":
+            raise PolicyLoadError(f"'{path}' is a '{policy_config.type}' policy, not smolvla")
+        if config.vlm_path:
+            policy_config.vlm_model_name = config.vlm_path
+        elif not Path(policy_config.vlm_model_name).exists() and local.is_dir() \
+                and (local / "vlm").is_dir():
+            policy_config.vlm_model_name = str(local.resolve() / "vlm")  # a moved test checkpoint
+        policy_config.device = self.device
+        self.policy = SmolVLAPolicy.from_pretrained(path, config=policy_config)
+        self.dtype = config.dtype if config.dtype != "auto" else (
+            "bfloat16" if self.device.startswith("cuda") else "float32")
+        if self.dtype == "bfloat16":
+            # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
+            self.policy.model.vlm_with_expert.to(torch.bfloat16)
+        tokenizer_overrides = {"tokenizer_name": policy_config.vlm_model_name}
+        if config.tokenizer_max_length > 0:
+            tokenizer_overrides["max_length"] = config.tokenizer_max_length
+        self.preprocessor, self.postprocessor = make_pre_post_processors(
+            policy_config, pretrained_path=path,
+            preprocessor_overrides={"device_processor": {"device": self.device},
+                                    "tokenizer_processor": tokenizer_overrides},
+            postprocessor_overrides={"device_processor": {"device": "cpu"}},
+        )
+        self._tokenizer_step = next(step for step in self.preprocessor.steps
+                                    if type(step).__name__ == "TokenizerProcessorStep")
+        self.image_keys = [key for key in policy_config.input_features if key.startswith(IMAGE_PREFIX)]
+        self.camera_names = [key[len(IMAGE_PREFIX):] for key in self.image_keys]
+        self.state_dim = policy_config.input_features[STATE_KEY].shape[0]
+        self.action_dim = policy_config.output_features["action"].shape[0]
+        self.n_action_steps = policy_config.n_action_steps
+        self.noise_shape = (1, policy_config.chunk_size, policy_config.max_action_dim)
+        self.tokenizer_max_length = self._tokenizer_step.max_length
+        self.load_time_s = time.perf_counter() - started
+
+    def token_count(self, task: str) -> int:
+        """Tokens the instruction takes, counted as the preprocessor will tokenize it."""
+        tokenizer = self._tokenizer_step.input_tokenizer
+        return len(tokenizer(task + "\n", add_special_tokens=True)["input_ids"])
+
+    def make_noise(self, seed: int):
+        """The flow-matching start noise for ``seed`` (same shape and dtype LeRobot samples)."""
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn(self.noise_shape, generator=generator).to(self.device)
+
+    def infer(self, images: dict[str, np.ndarray], state: np.ndarray, task: str,
+              noise=None) -> np.ndarray:
+        """One action chunk (n_action_steps, action_dim) in LeRobot units.
+
+        ``images``: camera name -> HxWx3 uint8 RGB; ``state``: LeRobot units.
+        """
+        import torch
+        from lerobot.policies.utils import prepare_observation_for_inference
+
+        observation = {STATE_KEY: np.asarray(state, dtype=np.float32)}
+        for name in self.camera_names:
+            observation[IMAGE_PREFIX + name] = images[name]
+
+        frame = prepare_observation_for_inference(
+            observation, torch.device(self.device), task=task, robot_type=self.config.robot_type)
+        with torch.inference_mode():
+            actions = self.postprocessor(
+                self.policy.predict_action_chunk(self.preprocessor(frame), noise=noise))
+        return actions[0, : self.n_action_steps].float().numpy().astype(np.float64)
+
+    def warm_up(self) -> float:
+        """One inference on blank inputs (first calls are slow); returns its seconds."""
+        images = {name: np.zeros((64, 64, 3), dtype=np.uint8) for name in self.camera_names}
+        started = time.perf_counter()
+        self.infer(images, np.zeros(self.state_dim), "warm up")
+        return time.perf_counter() - started

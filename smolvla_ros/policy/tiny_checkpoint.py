@@ -1,0 +1,131 @@
+"""A tiny, randomly initialised SmolVLA checkpoint, made fully offline.
+
+``smolvla-ros make-test-checkpoint DIR`` writes a real LeRobot checkpoint (config.json,
+model.safetensors, policy_preprocessor/postprocessor with their state files) whose VLM is a
+local tiny SmolVLM: a llama text model and a SigLIP vision model of a few thousand
+parameters each, a byte-level BPE tokenizer trained on the spot with the special tokens
+SmolVLM's processor needs, and made-up normalisation statistics for SO-101 features. It
+loads through exactly the code path of ``lerobot/smolvla_base``, so tests and the offline
+demo exercise the real thing, only smaller; its actions are meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+SO101_STATE_DIM = 6
+VLM_FOLDER = "vlm"  # inside the checkpoint, so the folder is self-contained
+CORPUS = [
+    "pick up the cube and place it in the box", "move the arm to the left", "open the gripper",
+    "stack the red block on the blue block", "put the pen in the cup", "push the ball forward",
+    "grasp the yellow sponge", "fold the cloth", "close the drawer", "wave hello",
+]
+
+
+def _train_tokenizer():
+    """A byte-level BPE tokenizer with SmolVLM's special tokens (transformers 5 style)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>",
+               "<fake_token_around_image>", "<image>", "<global-img>"]
+    special += [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=special,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(CORPUS * 10, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>",
+        bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+        extra_special_tokens={
+            "fake_image_token": "<fake_token_around_image>", "image_token": "<image>",
+            "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>",
+        })
+
+
+def write_tiny_vlm(folder: Path, image_size: int = 32, patch_size: int = 8) -> None:
+    """Config, tokenizer and processor of a tiny SmolVLM; weights are never needed
+    (SmolVLA builds the VLM with random weights when load_vlm_weights is False)."""
+    from transformers import SmolVLMConfig, SmolVLMImageProcessor, SmolVLMProcessor
+    from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
+
+    scale_factor = 2
+    if (image_size // patch_size) % scale_factor:
+        raise ValueError("(image_size / patch_size) must be a multiple of the scale factor 2")
+    tokenizer = _train_tokenizer()
+    SmolVLMConfig(
+        text_config=dict(model_type="llama", hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=16, vocab_size=len(tokenizer), max_position_embeddings=1024,
+                         pad_token_id=tokenizer.pad_token_id, rms_norm_eps=1e-5),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=image_size, patch_size=patch_size),
+        scale_factor=scale_factor, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        pad_token_id=tokenizer.pad_token_id,
+    ).save_pretrained(folder)
+    size = {"longest_edge": image_size}
+    SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(size=size, max_image_size=size, do_image_splitting=False),
+        video_processor=SmolVLMVideoProcessor(size=size, max_image_size=size),
+        tokenizer=tokenizer,
+        image_seq_len=(image_size // patch_size) ** 2 // scale_factor**2,
+    ).save_pretrained(folder)
+
+
+def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wrist"),
+                         image_shape: tuple[int, int] = (48, 64), seed: int = 0) -> Path:
+    """Write the tiny checkpoint into ``folder`` (replaced if it exists); returns it."""
+    import torch
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+    folder = Path(folder).resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    vlm = folder / VLM_FOLDER
+    vlm.mkdir(parents=True)
+    image_size = 32
+    write_tiny_vlm(vlm, image_size=image_size)
+
+    inputs = {"observation.state": PolicyFeature(FeatureType.STATE, (SO101_STATE_DIM,))}
+    for name in cameras:
+        inputs[f"observation.images.{name}"] = PolicyFeature(FeatureType.VISUAL, (3, *image_shape))
+    config = SmolVLAConfig(
+        vlm_model_name=str(vlm), load_vlm_weights=False, num_vlm_layers=2,
+        input_features=inputs,
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (SO101_STATE_DIM,))},
+        resize_imgs_with_padding=(image_size, image_size), device="cpu", push_to_hub=False,
+    )
+    torch.manual_seed(seed)
+    policy = SmolVLAPolicy(config)
+    # Plausible SO-101 statistics in LeRobot units (degrees; gripper 0..100).
+    mean = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 30.0])
+    std = torch.tensor([30.0, 30.0, 30.0, 30.0, 60.0, 20.0])
+    stats = {"observation.state": {"mean": mean, "std": std}, "action": {"mean": mean, "std": std}}
+    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
+    policy.save_pretrained(folder)
+    preprocessor.save_pretrained(folder)
+    postprocessor.save_pretrained(folder)
+    return folder
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, help="where to write the checkpoint (replaced)")
+    parser.add_argument("--cameras", default="front,wrist",
+                        help="comma-separated camera names (observation.images.<name>)")
+    parser.add_argument("--image-size", default="48x64", help="camera image size, HEIGHTxWIDTH")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+
+
+def run(args: argparse.Namespace) -> int:
+    height, width = (int(v) for v in args.image_size.lower().split("x"))
+    cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
+    folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed)
+    print(f"tiny SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}) "
+          f"written to {folder}")
+    return 0

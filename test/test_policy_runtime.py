@@ -1,0 +1,106 @@
+"""The policy runtime is LeRobot's own path: same actions for the same input and noise."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.factory import make_pre_post_processors
+from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+from lerobot.policies.utils import prepare_observation_for_inference
+
+from smolvla_ros.policy.runtime import PolicyLoadError, PolicyRuntime, PolicyRuntimeConfig
+
+
+@pytest.fixture(scope="module")
+def runtime(tiny_checkpoint):
+    return PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+
+
+def observation(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for name in ("front", "wrist")}
+    return images, rng.normal(size=6) * 20
+
+
+def lerobot_direct(checkpoint, images, state, task, noise):
+    """What LeRobot itself computes: postprocess(predict_action_chunk(preprocess(frame)))."""
+    config = PreTrainedConfig.from_pretrained(checkpoint)
+    policy = SmolVLAPolicy.from_pretrained(checkpoint, config=config)
+    preprocess, postprocess = make_pre_post_processors(config, pretrained_path=str(checkpoint))
+    frame = prepare_observation_for_inference(
+        {"observation.state": state.astype(np.float32),
+         **{f"observation.images.{n}": image.copy() for n, image in images.items()}},
+        torch.device("cpu"), task=task, robot_type="so101_follower")
+    return postprocess(policy.predict_action_chunk(preprocess(frame), noise=noise))[0].numpy()
+
+
+def test_features_of_the_checkpoint(runtime):
+    assert runtime.camera_names == ["front", "wrist"]
+    assert (runtime.state_dim, runtime.action_dim, runtime.n_action_steps) == (6, 6, 50)
+    assert runtime.tokenizer_max_length == 48 and runtime.device == "cpu"
+    assert runtime.dtype == "float32"
+
+
+def test_actions_equal_lerobots_for_same_input_and_noise(runtime, tiny_checkpoint):
+    images, state = observation()
+    ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    theirs = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", runtime.make_noise(7))
+    assert ours.shape == (50, 6)
+    np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+    other = runtime.infer(images, state, "open the gripper", noise=runtime.make_noise(7))
+    assert not np.allclose(ours, other)  # the instruction reaches the model
+
+
+def test_token_count_and_override(runtime, tiny_checkpoint):
+    long_text = " ".join(["pick up the cube"] * 30)
+    assert runtime.token_count("pick up the cube") < 48 < runtime.token_count(long_text)
+    short = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), tokenizer_max_length=8))
+    assert short.tokenizer_max_length == 8
+    images, state = observation()
+    # Only 8 tokens are read: two texts that differ after them give the same actions.
+    prefix = "pick up the cube and place it in the box, then "
+    assert short.token_count(prefix) > 8
+    a = short.infer(images, state, prefix + "wave", noise=short.make_noise(1))
+    b = short.infer(images, state, prefix + "fold the cloth", noise=short.make_noise(1))
+    np.testing.assert_array_equal(a, b)
+    full = runtime.infer(images, state, prefix + "wave", noise=runtime.make_noise(1))
+    assert not np.allclose(a, full)  # ...while the default length reads the whole text
+
+
+def test_moved_checkpoint_loads_with_vlm_path(tiny_checkpoint, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_checkpoint, moved)
+    vlm = tmp_path / "vlm_elsewhere"
+    shutil.move(moved / "vlm", vlm)
+    with pytest.raises(Exception):
+        PolicyRuntime(PolicyRuntimeConfig(str(moved), vlm_path=str(tmp_path / "nope")))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(moved), vlm_path=str(vlm)))
+    assert runtime.camera_names == ["front", "wrist"]
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/nonexistent/checkpoint", "checkpoint folder /nonexistent/checkpoint does not exist"),
+    ("", "policy_path is empty"),
+    ("nobody/no_such_model", "cannot load 'nobody/no_such_model': not a local folder"),
+])
+def test_missing_checkpoint_is_one_clear_line(path, message):
+    with pytest.raises(PolicyLoadError, match=message) as error:
+        PolicyRuntime(PolicyRuntimeConfig(path))
+    assert "\n" not in str(error.value)
+
+
+def test_folder_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(PolicyLoadError, match="missing model.safetensors, policy_preprocessor.json"):
+        PolicyRuntime(PolicyRuntimeConfig(str(tmp_path)))
+
+
+def test_cuda_requested_without_cuda_is_clear(tiny_checkpoint):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(PolicyLoadError, match="torch sees no CUDA device"):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda"))
