@@ -22,11 +22,13 @@ class DelayedRuntime:
 
     def __init__(self, runtime: PolicyRuntime, delay_s: float):
         self._runtime, self.delay_s = runtime, delay_s
+        self.calls: list[dict] = []
 
     def __getattr__(self, name):
         return getattr(self._runtime, name)
 
     def infer(self, *args, **kwargs):
+        self.calls.append(kwargs)
         time.sleep(self.delay_s)
         return self._runtime.infer(*args, **kwargs)
 
@@ -36,7 +38,8 @@ def runtime(tiny_checkpoint):
     return PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
 
 
-def run_executor(runtime, delay_s: float, seconds: float) -> tuple[int, int, PolicyController]:
+def run_executor(runtime, delay_s: float, seconds: float, aggregate: str = "replace"
+                 ) -> tuple[int, int, PolicyController]:
     """Drive the controller and a trajectory executor at FPS; returns (starved ticks, chunks)."""
     executor = TrajectoryExecutor(SO101_JOINTS)
     chunks = []
@@ -49,7 +52,7 @@ def run_executor(runtime, delay_s: float, seconds: float) -> tuple[int, int, Pol
         executor.replace(trajectory, time.monotonic(), np.zeros(6))
 
     controller = PolicyController(DelayedRuntime(runtime, delay_s), ArmUnits(MOCK_CALIBRATION),
-                                  PolicyControllerConfig(fps=FPS), publish,
+                                  PolicyControllerConfig(fps=FPS, aggregate=aggregate), publish,
                                   lambda *_: None, time.monotonic)
     image = np.zeros((48, 64, 3), np.uint8)
     starved = 0
@@ -85,3 +88,15 @@ def test_starvation_is_counted_when_inference_is_too_slow(runtime):
     starved, chunks, controller = run_executor(runtime, delay_s=1.3, seconds=6.0)
     assert chunks >= 2
     assert starved > 0 and controller.status.starved_ticks > 0
+
+
+def test_real_time_chunking_feeds_the_unexecuted_prefix(tiny_checkpoint):
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))  # RTC changes the policy
+    starved, chunks, controller = run_executor(runtime, delay_s=0.3, seconds=4.0, aggregate="rtc")
+    assert chunks >= 3 and starved == 0
+    calls = controller.runtime.calls
+    assert calls[0]["rtc_prefix"] is None  # nothing to agree with yet
+    later = calls[1]
+    assert tuple(later["rtc_prefix"].shape) == (10, 6)
+    # The measured latency, in actions: at least the injected 0.3 s, well under a chunk.
+    assert 0.3 * FPS <= later["rtc_delay"] < 50

@@ -104,3 +104,18 @@ def test_cuda_requested_without_cuda_is_clear(tiny_checkpoint):
         pytest.skip("this machine has CUDA")
     with pytest.raises(PolicyLoadError, match="torch sees no CUDA device"):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda"))
+
+
+def test_real_time_chunking_pulls_the_new_chunk_toward_the_old_prefix(tiny_checkpoint):
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    images, state = observation()
+    old = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(1))
+    plain = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(2))
+    runtime.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
+    again = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(1))
+    np.testing.assert_array_equal(again, old)  # no prefix: RTC changes nothing
+    prefix = runtime.last_model_actions[20:30]  # the part of the old chunk still ahead
+    guided = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(2),
+                           rtc_prefix=prefix, rtc_delay=3)
+    # Guided toward old[20:30] far more than an unguided chunk with the same noise is.
+    assert np.abs(guided[:10] - old[20:30]).mean() < 0.5 * np.abs(plain[:10] - old[20:30]).mean()

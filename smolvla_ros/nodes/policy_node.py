@@ -49,8 +49,11 @@ PARAMETERS = {
     "tokenizer_max_length": (0, "instruction tokens the policy reads; 0 = the checkpoint's (48)"),
     "image_transport": ("raw", "raw (cameras/<name>/image_raw) or compressed (.../compressed)"),
     "chunk_threshold": (0.5, "start the next inference when this fraction of the chunk is left"),
-    "aggregate": ("replace", "overlap of chunks: replace, weighted_average, latest_only, average, "
-                             "conservative (LeRobot's async-inference functions)"),
+    "aggregate": ("replace", "overlap of chunks: replace; weighted_average, latest_only, average, "
+                             "conservative (LeRobot's async-inference functions); or rtc "
+                             "(LeRobot's real-time chunking)"),
+    "rtc_execution_horizon": (10, "aggregate rtc: how many actions of the old chunk to agree with"),
+    "rtc_max_guidance_weight": (10.0, "aggregate rtc: LeRobot's RTC max_guidance_weight"),
     "stale_after_s": (0.5, "hold instead of inferring on an image or joint state older than this"),
     "noise_seed": (-1, ">= 0: the same flow-matching noise for every chunk (reproducible runs)"),
     "robot_id": ("so101_follower", "calibration of the arm (LeRobot robot id); 'mock' = the "
@@ -130,7 +133,9 @@ class PolicyNode(Node):
                 self.runtime, self.units, PolicyControllerConfig(
                     fps=self.p["fps"], chunk_threshold=self.p["chunk_threshold"],
                     aggregate=self.p["aggregate"], stale_after_s=self.p["stale_after_s"],
-                    noise_seed=self.p["noise_seed"]),
+                    noise_seed=self.p["noise_seed"],
+                    rtc_execution_horizon=self.p["rtc_execution_horizon"],
+                    rtc_max_guidance_weight=self.p["rtc_max_guidance_weight"]),
                 self._publish_chunk, self._log, self._now)
         except ValueError as error:
             self._load_error = str(error)

@@ -15,13 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 REPLACE = "replace"
-
-
-def aggregate_names() -> list[str]:
-    """``replace`` plus LeRobot's async-inference aggregate functions."""
-    from lerobot.async_inference.configs import AGGREGATE_FUNCTIONS
-
-    return [REPLACE, *AGGREGATE_FUNCTIONS]
+RTC = "rtc"  # real-time chunking: the model itself agrees with the previous chunk; then replace
 
 
 @dataclass
@@ -42,7 +36,7 @@ class ChunkSchedule:
         self.fps = fps
         self.threshold = threshold
         self.aggregate = aggregate
-        if aggregate == REPLACE:
+        if aggregate in (REPLACE, RTC):
             self._combine = None
         else:
             from lerobot.async_inference.configs import get_aggregate_function

@@ -14,6 +14,7 @@ positions in radians stamped with its observation time, handed to ``publish``.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smolvla_ros.policy.chunks import REPLACE, ChunkSchedule
+from smolvla_ros.policy.chunks import REPLACE, RTC, ChunkSchedule
 from smolvla_ros.units import ArmUnits
 
 LOADING, IDLE, RUNNING, HOLDING, ERROR = "loading", "idle", "running", "holding", "error"
@@ -35,6 +36,8 @@ class PolicyControllerConfig:
     aggregate: str = REPLACE
     stale_after_s: float = 0.5
     noise_seed: int = -1  # >= 0: the same flow-matching noise for every chunk (reproducible)
+    rtc_execution_horizon: int = 10  # aggregate "rtc": actions of the old chunk to agree with
+    rtc_max_guidance_weight: float = 10.0
 
 
 @dataclass
@@ -59,6 +62,8 @@ class _Observation:
     positions: np.ndarray  # radians, for holds
     task: str
     generation: int
+    rtc_prefix: object = None  # torch tensor (horizon, action_dim), model space
+    rtc_delay: int = 0
 
 
 @dataclass
@@ -81,6 +86,11 @@ class PolicyController:
         self.units = units
         self.config = config
         self.schedule = ChunkSchedule(config.fps, config.chunk_threshold, config.aggregate)
+        self.rtc = config.aggregate == RTC
+        if self.rtc:
+            runtime.enable_rtc(config.rtc_execution_horizon, config.rtc_max_guidance_weight)
+        self._model_chunk = None  # RTC: (times, model-space actions) of the current chunk
+        self._latencies: list[float] = []  # recent inference latencies, for RTC's delay
         self.status = PolicyState()
         self.camera_topics = {name: f"cameras/{name}/image_raw" for name in runtime.camera_names}
         self._publish = publish
@@ -104,7 +114,7 @@ class PolicyController:
                 return  # `ros2 topic pub` repeats at 1 Hz: the same text is not a new instruction
             self.status.instruction = text
             self._generation += 1
-            self.schedule.clear()
+            self._forget_chunks()
             if not text:
                 self._log("info", "empty instruction: holding, inference stopped")
                 self._set(IDLE, "no instruction")
@@ -140,7 +150,7 @@ class PolicyController:
             self._paused = paused
             if paused:
                 self._generation += 1
-                self.schedule.clear()
+                self._forget_chunks()
                 self._hold(self._clock())
                 self._set(HOLDING, "paused")
             else:
@@ -152,7 +162,7 @@ class PolicyController:
         with self._lock:
             self._generation += 1
             self.status.instruction = ""
-            self.schedule.clear()
+            self._forget_chunks()
             self._paused = False
             self._hold(self._clock())
             self._set(IDLE, "reset")
@@ -171,7 +181,7 @@ class PolicyController:
                 if self.status.state != HOLDING or self.status.message != problem:
                     self._log("warn", f"holding: {problem}")
                     self._hold(now)
-                    self.schedule.clear()
+                    self._forget_chunks()
                     self._set(HOLDING, problem)
                 return
             if self._busy or not (self._replan or self.schedule.needs_inference(now)):
@@ -197,11 +207,28 @@ class PolicyController:
     def _snapshot(self, now: float) -> _Observation:
         stamp, positions = self._joints
         oldest = min([stamp, *(t for t, _ in self._images.values())])
-        return _Observation(
+        observation = _Observation(
             time=stamp, age=now - oldest,
             images={name: self._images[name][1] for name in self.camera_topics},
             state=self.units.radians_to_lerobot(positions), positions=positions,
             task=self.status.instruction, generation=self._generation)
+        if self.rtc and self._model_chunk is not None and self.schedule.current is not None:
+            observation.rtc_prefix = self._rtc_prefix(now)
+            # As LeRobot's RTC engine: the delay is the worst recent latency, in actions.
+            observation.rtc_delay = math.ceil(max(self._latencies, default=0.0) * self.config.fps)
+        return observation
+
+    def _rtc_prefix(self, now: float):
+        """The unexecuted model-space actions of the current chunk, padded or cut to the
+        execution horizon (what LeRobot's RTC engine passes as prev_chunk_left_over)."""
+        import torch
+
+        times, actions = self._model_chunk
+        left = actions[torch.from_numpy(times > now)]
+        horizon = self.config.rtc_execution_horizon
+        prefix = torch.zeros((horizon, actions.shape[1]), dtype=actions.dtype, device=actions.device)
+        prefix[: min(horizon, len(left))] = left[:horizon]
+        return prefix
 
     # --- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -211,7 +238,9 @@ class PolicyController:
                 noise = (self.runtime.make_noise(self.config.noise_seed)
                          if self.config.noise_seed >= 0 else None)
                 actions = self.runtime.infer(observation.images, observation.state,
-                                             observation.task, noise=noise)
+                                             observation.task, noise=noise,
+                                             rtc_prefix=observation.rtc_prefix,
+                                             rtc_delay=observation.rtc_delay)
                 radians = np.array([self.units.lerobot_to_radians(a) for a in actions])
             except Exception as error:  # the model failing must not kill the node
                 with self._lock:
@@ -225,7 +254,10 @@ class PolicyController:
                     self.status.dropped_results += 1  # the instruction changed meanwhile
                     continue
                 chunk = self.schedule.merge(observation.time, radians)
+                if self.rtc:
+                    self._model_chunk = (chunk.times, self.runtime.last_model_actions)
                 self.status.inference_latency = self._clock() - observation.time
+                self._latencies = [*self._latencies[-9:], self.status.inference_latency]
                 self.status.observation_age = observation.age
                 self.status.chunks_published += 1
                 self._set(RUNNING, f"last inference took {time.perf_counter() - started:.3f} s")
@@ -237,6 +269,10 @@ class PolicyController:
             return
         self._publish(ChunkOut(now + 1.0 / self.config.fps, self.units.joints,
                                self._joints[1][None, :], self.config.fps))
+
+    def _forget_chunks(self) -> None:
+        self.schedule.clear()
+        self._model_chunk = None
 
     def _set(self, state: str, message: str) -> None:
         self.status.state, self.status.message = state, message

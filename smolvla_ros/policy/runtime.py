@@ -111,6 +111,7 @@ class PolicyRuntime:
         self.n_action_steps = policy_config.n_action_steps
         self.noise_shape = (1, policy_config.chunk_size, policy_config.max_action_dim)
         self.tokenizer_max_length = self._tokenizer_step.max_length
+        self.last_model_actions = None
         self.load_time_s = time.perf_counter() - started
 
     def token_count(self, task: str) -> int:
@@ -125,11 +126,23 @@ class PolicyRuntime:
         generator = torch.Generator().manual_seed(seed)
         return torch.randn(self.noise_shape, generator=generator).to(self.device)
 
-    def infer(self, images: dict[str, np.ndarray], state: np.ndarray, task: str,
-              noise=None) -> np.ndarray:
+    def enable_rtc(self, execution_horizon: int, max_guidance_weight: float) -> None:
+        """Turn on LeRobot's real-time chunking (SmolVLA supports it): each inference is
+        guided to agree with the not-yet-executed prefix of the previous chunk."""
+        from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+        self.policy.config.rtc_config = RTCConfig(
+            enabled=True, execution_horizon=execution_horizon, max_guidance_weight=max_guidance_weight)
+        self.policy.init_rtc_processor()
+
+    def infer(self, images: dict[str, np.ndarray], state: np.ndarray, task: str, noise=None,
+              rtc_prefix=None, rtc_delay: int = 0) -> np.ndarray:
         """One action chunk (n_action_steps, action_dim) in LeRobot units.
 
-        ``images``: camera name -> HxWx3 uint8 RGB; ``state``: LeRobot units.
+        ``images``: camera name -> HxWx3 uint8 RGB; ``state``: LeRobot units. With RTC on,
+        ``rtc_prefix`` is the previous chunk's unexecuted model-space actions and
+        ``rtc_delay`` the inference delay in actions; ``last_model_actions`` then holds this
+        chunk's model-space actions for the next call.
         """
         import torch
         from lerobot.policies.utils import prepare_observation_for_inference
@@ -137,12 +150,16 @@ class PolicyRuntime:
         observation = {STATE_KEY: np.asarray(state, dtype=np.float32)}
         for name in self.camera_names:
             observation[IMAGE_PREFIX + name] = images[name]
-
         frame = prepare_observation_for_inference(
             observation, torch.device(self.device), task=task, robot_type=self.config.robot_type)
-        with torch.inference_mode():
-            actions = self.postprocessor(
-                self.policy.predict_action_chunk(self.preprocessor(frame), noise=noise))
+        rtc = {}
+        if self.policy.config.rtc_config is not None:
+            rtc = {"inference_delay": rtc_delay, "prev_chunk_left_over": rtc_prefix}
+        # No inference_mode here: RTC's guidance needs autograd (predict_action_chunk is
+        # no_grad itself), exactly as in LeRobot's own RTC engine.
+        model_actions = self.policy.predict_action_chunk(self.preprocessor(frame), noise=noise, **rtc)
+        self.last_model_actions = model_actions[0, : self.n_action_steps].detach().clone()
+        actions = self.postprocessor(model_actions)
         return actions[0, : self.n_action_steps].float().numpy().astype(np.float64)
 
     def warm_up(self) -> float:
