@@ -254,3 +254,10 @@ def test_missing_calibration_is_one_fatal_line(tmp_path, tiny_checkpoint):
     assert node.process.wait(timeout=60) == 1
     node.stop()
     assert "no calibration file" in node.output() and "Traceback" not in node.output()
+
+
+def test_too_long_instruction_is_a_truncation_warning(policy, probe):
+    node, _ = policy
+    instruct(probe, "pick up the red cube and place it in the blue box " * 8)
+    node.wait_for_output("tokens, the policy reads 48: it will be truncated")
+    probe.wait_for_messages("action_chunk")  # ...and still acted on

@@ -256,12 +256,25 @@ class PolicyController:
                 chunk = self.schedule.merge(observation.time, radians)
                 if self.rtc:
                     self._model_chunk = (chunk.times, self.runtime.last_model_actions)
-                self.status.inference_latency = self._clock() - observation.time
+                now = self._clock()
+                self.status.inference_latency = now - observation.time
                 self._latencies = [*self._latencies[-9:], self.status.inference_latency]
                 self.status.observation_age = observation.age
+                if chunk.times[-1] <= now:
+                    # Slower than a whole chunk: every action is already past. Say so, once.
+                    message = (f"inference took {self.status.inference_latency:.2f} s, longer than "
+                               f"a chunk ({len(chunk) / self.config.fps:.2f} s): the arm holds")
+                    if self.status.message != message:
+                        self._log("warn", message)
+                    self._set(HOLDING, message)
+                    continue
                 self.status.chunks_published += 1
                 self._set(RUNNING, f"last inference took {time.perf_counter() - started:.3f} s")
-                self._publish(ChunkOut(observation.time, self.units.joints, chunk.actions, self.config.fps))
+                try:
+                    self._publish(ChunkOut(observation.time, self.units.joints, chunk.actions,
+                                           self.config.fps))
+                except Exception as error:  # a failing publisher must not end the worker
+                    self._log("error", f"publishing a chunk failed: {error!r}")
 
     def _hold(self, now: float) -> None:
         """Publish one point at the current position (reached by the next control tick)."""

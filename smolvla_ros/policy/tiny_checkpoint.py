@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised SmolVLA checkpoint, made fully offline.
+"""A tiny (or full-size), randomly initialised SmolVLA checkpoint, made fully offline.
 
 ``smolvla-ros make-test-checkpoint DIR`` writes a real LeRobot checkpoint (config.json,
 model.safetensors, policy_preprocessor/postprocessor with their state files) whose VLM is a
@@ -47,23 +47,38 @@ def _train_tokenizer():
         })
 
 
-def write_tiny_vlm(folder: Path, image_size: int = 32, patch_size: int = 8) -> None:
-    """Config, tokenizer and processor of a tiny SmolVLM; weights are never needed
-    (SmolVLA builds the VLM with random weights when load_vlm_weights is False)."""
+# The VLM's shape: tiny for tests, or SmolVLM2-500M's (what lerobot/smolvla_base uses) for
+# benchmarks of the real architecture with random weights.
+TINY_VLM = dict(
+    text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, head_dim=16),
+    vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                image_size=32, patch_size=8),
+    scale_factor=2, vocab_size=None, num_vlm_layers=2)
+SMOLVLM2_500M = dict(
+    text=dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
+              num_key_value_heads=5, head_dim=64, rope_theta=100000.0),
+    vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                num_attention_heads=12, image_size=512, patch_size=16),
+    scale_factor=4, vocab_size=49280, num_vlm_layers=16)
+
+
+def write_vlm(folder: Path, shape: dict) -> None:
+    """Config, tokenizer and processor of a SmolVLM of the given shape; weights are never
+    needed (SmolVLA builds the VLM with random weights when load_vlm_weights is False)."""
     from transformers import SmolVLMConfig, SmolVLMImageProcessor, SmolVLMProcessor
     from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
 
-    scale_factor = 2
+    image_size, patch_size = shape["vision"]["image_size"], shape["vision"]["patch_size"]
+    scale_factor = shape["scale_factor"]
     if (image_size // patch_size) % scale_factor:
-        raise ValueError("(image_size / patch_size) must be a multiple of the scale factor 2")
+        raise ValueError("(image_size / patch_size) must be a multiple of the scale factor")
     tokenizer = _train_tokenizer()
     SmolVLMConfig(
-        text_config=dict(model_type="llama", hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         head_dim=16, vocab_size=len(tokenizer), max_position_embeddings=1024,
-                         pad_token_id=tokenizer.pad_token_id, rms_norm_eps=1e-5),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=2, image_size=image_size, patch_size=patch_size),
+        text_config=dict(model_type="llama", vocab_size=shape["vocab_size"] or len(tokenizer),
+                         max_position_embeddings=8192, pad_token_id=tokenizer.pad_token_id,
+                         rms_norm_eps=1e-5, **shape["text"]),
+        vision_config=shape["vision"],
         scale_factor=scale_factor, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         pad_token_id=tokenizer.pad_token_id,
     ).save_pretrained(folder)
@@ -77,8 +92,10 @@ def write_tiny_vlm(folder: Path, image_size: int = 32, patch_size: int = 8) -> N
 
 
 def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wrist"),
-                         image_shape: tuple[int, int] = (48, 64), seed: int = 0) -> Path:
-    """Write the tiny checkpoint into ``folder`` (replaced if it exists); returns it."""
+                         image_shape: tuple[int, int] = (48, 64), seed: int = 0,
+                         full_size: bool = False) -> Path:
+    """Write the checkpoint into ``folder`` (replaced if it exists); returns it.
+    ``full_size``: SmolVLA's real architecture (450 M parameters), random weights."""
     import torch
     from lerobot.configs import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
@@ -89,14 +106,15 @@ def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wri
     shutil.rmtree(folder, ignore_errors=True)
     vlm = folder / VLM_FOLDER
     vlm.mkdir(parents=True)
-    image_size = 32
-    write_tiny_vlm(vlm, image_size=image_size)
+    shape = SMOLVLM2_500M if full_size else TINY_VLM
+    write_vlm(vlm, shape)
+    image_size = shape["vision"]["image_size"]
 
     inputs = {"observation.state": PolicyFeature(FeatureType.STATE, (SO101_STATE_DIM,))}
     for name in cameras:
         inputs[f"observation.images.{name}"] = PolicyFeature(FeatureType.VISUAL, (3, *image_shape))
     config = SmolVLAConfig(
-        vlm_model_name=str(vlm), load_vlm_weights=False, num_vlm_layers=2,
+        vlm_model_name=str(vlm), load_vlm_weights=False, num_vlm_layers=shape["num_vlm_layers"],
         input_features=inputs,
         output_features={"action": PolicyFeature(FeatureType.ACTION, (SO101_STATE_DIM,))},
         resize_imgs_with_padding=(image_size, image_size), device="cpu", push_to_hub=False,
@@ -120,12 +138,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated camera names (observation.images.<name>)")
     parser.add_argument("--image-size", default="48x64", help="camera image size, HEIGHTxWIDTH")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--full-size", action="store_true",
+                        help="SmolVLA's real 450M-parameter architecture (random weights, ~1.8 GB)")
 
 
 def run(args: argparse.Namespace) -> int:
     height, width = (int(v) for v in args.image_size.lower().split("x"))
     cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
-    folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed)
-    print(f"tiny SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}) "
+    folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed, args.full_size)
+    size = "full-size" if args.full_size else "tiny"
+    print(f"{size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}) "
           f"written to {folder}")
     return 0
