@@ -51,7 +51,7 @@ def test_calibrate_follows_lerobots_procedure(tmp_path):
                 for raw in (low, high, MIDDLE[name]):
                     emulator.move_by_hand(SO101_MOTORS[name], raw - offset)
                     before = emulator.packets_received  # let the recorder see this pose
-                    assert wait_for(lambda: emulator.packets_received > before + 2)
+                    assert wait_for(lambda before=before: emulator.packets_received > before + 2)
             assert emulator.packets_received > packets
 
         code, out, err = calibrate(["--robot-id", "my_arm"], [

@@ -49,7 +49,7 @@ def test_configure_writes_lerobots_so_follower_settings(emulator, bus):
     bus.set_torque(True)
     bus.configure()
     for name, servo_id in SO101_MOTORS.items():
-        reg = lambda register: emulator.register(servo_id, register)  # noqa: E731
+        reg = lambda register, servo_id=servo_id: emulator.register(servo_id, register)  # noqa: E731
         assert reg("Torque_Enable") == 0 and reg("Lock") == 0
         assert reg("Return_Delay_Time") == 0
         assert reg("Acceleration") == 254 and reg("Maximum_Acceleration") == 254

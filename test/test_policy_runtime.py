@@ -76,8 +76,9 @@ def test_moved_checkpoint_loads_with_vlm_path(tiny_checkpoint, tmp_path):
     shutil.copytree(tiny_checkpoint, moved)
     vlm = tmp_path / "vlm_elsewhere"
     shutil.move(moved / "vlm", vlm)
-    with pytest.raises(Exception):
+    with pytest.raises(PolicyLoadError, match="if the VLM folder moved, set vlm_path") as error:
         PolicyRuntime(PolicyRuntimeConfig(str(moved), vlm_path=str(tmp_path / "nope")))
+    assert "\n" not in str(error.value)
     runtime = PolicyRuntime(PolicyRuntimeConfig(str(moved), vlm_path=str(vlm)))
     assert runtime.camera_names == ["front", "wrist"]
 

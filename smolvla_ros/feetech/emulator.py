@@ -278,7 +278,7 @@ class EmulatedBus:
 
     def _write(self, servo: EmulatedServo, addr: int, data: bytes) -> None:
         servo.registers[addr:addr + len(data)] = data
-        for name, (reg_addr, n) in CONTROL_TABLE.items():
+        for name, (reg_addr, _size) in CONTROL_TABLE.items():
             if addr <= reg_addr < addr + len(data):
                 self.writes[(servo.id, name)] += 1
         if addr <= address("Homing_Offset") < addr + len(data) or addr == address("Torque_Enable"):

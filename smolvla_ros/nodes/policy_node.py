@@ -11,11 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
-import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -26,6 +23,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
+from smolvla_ros.nodes.common import core_logger, declare_parameters, run
 from smolvla_ros.nodes.ros_time import to_seconds
 from smolvla_ros.policy.controller import (
     ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
@@ -68,9 +66,7 @@ PARAMETERS = {
 class PolicyNode(Node):
     def __init__(self):
         super().__init__("policy_node")
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.p = declare_parameters(self, PARAMETERS)
         if self.p["image_transport"] not in ("raw", "compressed"):
             raise ValueError(f"image_transport must be raw or compressed, not {self.p['image_transport']!r}")
         self.units = ArmUnits(self._calibration(), use_degrees=self.p["use_degrees"])
@@ -136,7 +132,7 @@ class PolicyNode(Node):
                     noise_seed=self.p["noise_seed"],
                     rtc_execution_horizon=self.p["rtc_execution_horizon"],
                     rtc_max_guidance_weight=self.p["rtc_max_guidance_weight"]),
-                self._publish_chunk, self._log, self._now)
+                self._publish_chunk, core_logger(self), self._now)
         except ValueError as error:
             self._load_error = str(error)
             self.get_logger().error(self._load_error)
@@ -160,15 +156,6 @@ class PolicyNode(Node):
     # --- callbacks --------------------------------------------------------------------------------
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
-
-    def _log(self, level: str, message: str) -> None:
-        # One call site per severity: rclpy refuses a severity change at the same call site.
-        if level == "error":
-            self.get_logger().error(message)
-        elif level == "warn":
-            self.get_logger().warning(message)
-        else:
-            self.get_logger().info(message)
 
     def _on_image(self, name: str, msg) -> None:
         try:
@@ -271,18 +258,4 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as error:  # a bad parameter or missing calibration: one line
-        rclpy.logging.get_logger("policy_node").fatal(str(error))
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(PolicyNode, args)

@@ -12,10 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
@@ -25,6 +22,7 @@ from smolvla_ros.arm_controller import FOLLOWER, LEADER, ArmController, ArmContr
 from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, FeetechBus
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
+from smolvla_ros.nodes.common import core_logger, declare_parameters, run
 from smolvla_ros.nodes.ros_time import to_seconds
 from smolvla_ros.trajectory import TrajectoryError, make_trajectory
 from smolvla_ros.units import ArmUnits
@@ -65,9 +63,7 @@ BUS_PARAMETERS = ("read_retries", "reply_timeout_ms", "return_delay_time", "acce
 class SO101Node(Node):
     def __init__(self):
         super().__init__("so101_node")
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS)
         self.mode = p["mode"]
         if self.mode not in (FOLLOWER, LEADER):
             raise ValueError(f"parameter mode must be '{FOLLOWER}' or '{LEADER}', not '{self.mode}'")
@@ -99,7 +95,7 @@ class SO101Node(Node):
                 disable_torque_on_shutdown=p["disable_torque_on_shutdown"],
                 max_relative_target=p["max_relative_target"],
                 reconnect_period_s=p["reconnect_period_s"]),
-            self._log)
+            core_logger(self))
 
         if self.mode == FOLLOWER:
             self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10)
@@ -127,15 +123,6 @@ class SO101Node(Node):
             self.refusal = f"refusing to drive the arm: {error}"
         self.get_logger().error(self.refusal)
         return None
-
-    def _log(self, level: str, message: str) -> None:
-        # One call site per severity: rclpy refuses a severity change at the same call site.
-        if level == "error":
-            self.get_logger().error(message)
-        elif level == "warn":
-            self.get_logger().warning(message)
-        else:
-            self.get_logger().info(message)
 
     # --- control thread -------------------------------------------------------------------
     def _control_loop(self) -> None:
@@ -242,18 +229,4 @@ class SO101Node(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SO101Node()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as error:  # a bad parameter: one line, no traceback
-        rclpy.logging.get_logger("so101_node").fatal(str(error))
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(SO101Node, args)

@@ -87,7 +87,12 @@ class PolicyRuntime:
                 and (local / "vlm").is_dir():
             policy_config.vlm_model_name = str(local.resolve() / "vlm")  # a moved test checkpoint
         policy_config.device = self.device
-        self.policy = SmolVLAPolicy.from_pretrained(path, config=policy_config)
+        try:
+            self.policy = SmolVLAPolicy.from_pretrained(path, config=policy_config)
+        except OSError as error:  # most often the saved VLM/tokenizer path no longer exists
+            raise PolicyLoadError(
+                f"cannot build the policy from '{path}' with VLM '{policy_config.vlm_model_name}' "
+                f"({str(error).splitlines()[0]}); if the VLM folder moved, set vlm_path") from None
         self.dtype = config.dtype if config.dtype != "auto" else (
             "bfloat16" if self.device.startswith("cuda") else "float32")
         if self.dtype == "bfloat16":

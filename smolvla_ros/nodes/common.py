@@ -1,0 +1,52 @@
+"""What every node shell shares: parameter tables, the core's log callback, and main()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+
+def declare_parameters(node: Node, table: dict[str, tuple[object, str]]) -> dict[str, object]:
+    """Declare ``{name: (default, description)}`` and return the values in force."""
+    for name, (default, description) in table.items():
+        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+    return {name: node.get_parameter(name).value for name in table}
+
+
+def core_logger(node: Node) -> Callable[[str, str], None]:
+    """The ``log(level, message)`` callback the ROS-free core takes, on the node's logger."""
+    logger = node.get_logger()
+
+    def log(level: str, message: str) -> None:
+        # One call site per severity: rclpy refuses a severity change at the same call site.
+        if level == "error":
+            logger.error(message)
+        elif level == "warn":
+            logger.warning(message)
+        else:
+            logger.info(message)
+    return log
+
+
+def run(node_class: type[Node], args: list[str] | None = None) -> int:
+    """rclpy.init, spin until Ctrl-C or SIGTERM, shut down cleanly. A ValueError from the
+    node's constructor (a bad parameter) is one fatal line and exit status 1."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as error:
+        rclpy.logging.get_logger(node_class.__name__).fatal(str(error))
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
