@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import wait_for
 
@@ -128,3 +130,15 @@ def test_one_sync_read_covers_adjacent_registers(emulator, bus):
                       "Present_Temperature": {name: 31 for name in SO101_MOTORS}}
     with pytest.raises(ValueError, match="not adjacent"):
         bus.sync_read_span(("Present_Position", "Present_Voltage"))
+
+
+@pytest.mark.parametrize("operation", ["write", "read", "sync_read"])
+def test_every_transaction_on_an_unplugged_port_is_a_port_error(emulator, bus, operation):
+    # (A sync write expects no reply; on a hung-up pty it can pass unnoticed until the next read.)
+    emulator.unplug()
+    time.sleep(0.2)  # let the line hang up: flushing it then fails in termios, not in pyserial
+    with pytest.raises(PortError, match="lost during"):
+        {"write": lambda: bus.write("Torque_Enable", "gripper", 0),
+         "read": lambda: bus.read("Present_Position", "gripper"),
+         "sync_read": lambda: bus.sync_read("Present_Position")}[operation]()
+    assert not bus.is_connected

@@ -14,6 +14,7 @@ is configurable, and a sync read's result code is checked, not only ``isAvailabl
 
 from __future__ import annotations
 
+import termios
 from dataclasses import dataclass, field
 
 import scservo_sdk as scs
@@ -152,8 +153,8 @@ class FeetechBus:
         if self._port is not None:
             try:
                 self._port.closePort()
-            except (serial.SerialException, OSError, AttributeError):
-                pass
+            except (serial.SerialException, OSError, AttributeError, termios.error):
+                pass  # already gone
             self._port = None
 
     def configure(self) -> None:
@@ -293,8 +294,9 @@ class FeetechBus:
             try:
                 port.is_using = False  # a previous exception may have left it set
                 result, payload = attempt()
-            except (serial.SerialException, OSError, TypeError) as error:
-                # pyserial raises on a vanished device (TypeError from a closed fd inside it).
+            except (serial.SerialException, OSError, TypeError, termios.error) as error:
+                # A vanished device: pyserial raises SerialException (TypeError from a closed
+                # fd inside it), and flushing a hung-up line raises termios.error.
                 self.stats.errors += 1
                 self.close()
                 message = f"{self.config.port} lost during {what}: {error}"
