@@ -55,6 +55,11 @@ class RosProbe:
             assert wait_for(lambda: publisher.get_subscription_count() > 0, 30), f"no subscriber on {topic}"
         publisher.publish(msg)
 
+    def subscription_count(self, topic: str) -> int:
+        """Subscribers matched by this probe's publisher on ``topic`` (0 if none yet)."""
+        publisher = self._publishers.get(topic)
+        return publisher.get_subscription_count() if publisher else 0
+
     def call(self, srv_type, name: str, request=None, timeout_s: float = 30.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"
