@@ -1,4 +1,5 @@
-"""config/*.yaml list every node parameter with the node's own default."""
+"""config/*.yaml list every node parameter with the node's own default
+(scripts/write_configs.py regenerates them)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from std_srvs.srv import Trigger
 from test_episode import read_back
 
 from smolvla_ros.msg import EpisodeStatus, PolicyStatus
+from smolvla_ros.policy.images import compressed_to_rgb
 
 TOPICS = {"joint_states": JointState, "cameras/front/image_raw": Image,
           "task_instruction": String, "policy_status": PolicyStatus}
@@ -129,3 +130,29 @@ def test_discard_removes_the_episode(tmp_path, probe):
         assert not probe.call(Trigger, "stop_episode").success  # nothing is recording
     finally:
         assert node.stop() == 0, node.output()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_camera_images_can_be_stored_compressed(tmp_path, probe, fmt):
+    node = start_recorder(tmp_path, f"compress_images:={fmt}")
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[:, :24] = (200, 40, 10)
+    try:
+        wait_until_recorded(probe)
+        assert probe.call(Trigger, "start_episode").success
+        for _ in range(5):
+            probe.publish(Image, "cameras/front/image_raw",
+                          Image(height=32, width=48, encoding="rgb8", step=144, data=rgb.tobytes()))
+        time.sleep(0.5)
+        assert probe.call(Trigger, "stop_episode").success
+    finally:
+        assert node.stop() == 0, node.output()
+    stored = [m for t, m, _ in read_back(tmp_path / "episode_000000")
+              if t == "cameras/front/image_raw/compressed"]
+    assert len(stored) == 5 and stored[0].format == f"rgb8; {fmt} compressed bgr8"
+    decoded = compressed_to_rgb(bytes(stored[0].data))
+    error = np.abs(decoded.astype(int) - rgb)
+    if fmt == "png":
+        assert error.max() == 0  # lossless
+    else:
+        assert error.mean() < 3  # lossy, ringing only at the colour edge

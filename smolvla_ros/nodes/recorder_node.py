@@ -16,12 +16,14 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from smolvla_ros.msg import EpisodeStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, run
+from smolvla_ros.policy.images import ImageError, image_to_rgb, rgb_to_compressed
 from smolvla_ros.recording.episode import (
     EpisodeInfo, EpisodeWriteError, EpisodeWriter, is_unfinished, make_typestore,
     msg_definitions, recover_episode,
@@ -39,6 +41,9 @@ PARAMETERS = {
     "robot_id": ("so101_follower", "calibration id stored with each episode"),
     "episode_duration_s": (0.0, "stop an episode after this long; 0 = until stop_episode"),
     "start_on_instruction": (False, "a new non-empty instruction starts an episode"),
+    "compress_images": ("", "'' keeps raw images; 'jpeg' or 'png' stores cameras/<name>/image_raw "
+                            "as sensor_msgs/CompressedImage on .../image_raw/compressed"),
+    "jpeg_quality": (90, "JPEG quality when compress_images is jpeg"),
     "status_period_s": (1.0, "episode_status period while recording"),
 }
 
@@ -99,10 +104,27 @@ class RecorderNode(Node):
             self._on_instruction(deserialize_message(data, String).data.strip(), stamp_ns)
         if self.writer is None:
             return
+        if self.p["compress_images"] and msgtype == "sensor_msgs/msg/Image":
+            topic, msgtype, data = self._compressed(topic, data)
+            if data is None:
+                return
         try:
             self.writer.write(topic, msgtype, stamp_ns, data)
         except EpisodeWriteError as error:
             self._finish(f"error: {error}", EpisodeStatus.STATE_ERROR)
+
+    def _compressed(self, topic: str, data: bytes):
+        """A raw camera image as a serialized CompressedImage on ``<topic>/compressed``."""
+        image = deserialize_message(data, Image)
+        try:
+            rgb = image_to_rgb(image.encoding, image.height, image.width, image.step, bytes(image.data))
+            fmt, payload = rgb_to_compressed(rgb, self.p["compress_images"], self.p["jpeg_quality"])
+        except ImageError as error:
+            self.writer.dropped += 1
+            self.log("error", f"{topic}: image not recorded: {error}")
+            return topic, None, None
+        out = CompressedImage(header=image.header, format=fmt, data=payload)
+        return f"{topic}/compressed", "sensor_msgs/msg/CompressedImage", serialize_message(out)
 
     def _on_instruction(self, text: str, stamp_ns: int) -> None:
         if text == self.task:

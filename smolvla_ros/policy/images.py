@@ -44,3 +44,19 @@ def compressed_to_rgb(data: bytes) -> np.ndarray:
     if bgr is None:
         raise ImageError(f"cannot decode {buffer.size} bytes of compressed image data")
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+COMPRESSED_FORMATS = {"jpeg": ".jpg", "png": ".png"}
+
+
+def rgb_to_compressed(rgb: np.ndarray, fmt: str, jpeg_quality: int = 90) -> tuple[str, bytes]:
+    """HxWx3 RGB to a CompressedImage's (format, data), image_transport's format string."""
+    import cv2
+
+    if fmt not in COMPRESSED_FORMATS:
+        raise ImageError(f"compression '{fmt}' is not supported (use {', '.join(COMPRESSED_FORMATS)})")
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if fmt == "jpeg" else []
+    ok, data = cv2.imencode(COMPRESSED_FORMATS[fmt], np.ascontiguousarray(rgb[:, :, ::-1]), params)
+    if not ok:
+        raise ImageError(f"{fmt} encoding failed")
+    return f"rgb8; {fmt} compressed bgr8", data.tobytes()
