@@ -120,3 +120,15 @@ def test_real_time_chunking_pulls_the_new_chunk_toward_the_old_prefix(tiny_check
                            rtc_prefix=prefix, rtc_delay=3)
     # Guided toward old[20:30] far more than an unguided chunk with the same noise is.
     assert np.abs(guided[:10] - old[20:30]).mean() < 0.5 * np.abs(plain[:10] - old[20:30]).mean()
+
+
+def test_bfloat16_casts_the_vlm_and_expert_only(tiny_checkpoint):
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), dtype="bfloat16"))
+    assert runtime.dtype == "bfloat16"
+    model = runtime.policy.model
+    assert {p.dtype for p in model.vlm_with_expert.parameters()} == {torch.bfloat16}
+    others = [p for name, p in model.named_parameters() if not name.startswith("vlm_with_expert.")]
+    assert others and {p.dtype for p in others} == {torch.float32}  # projections stay float32
+    images, state = observation()
+    actions = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert actions.shape == (50, 6) and np.isfinite(actions).all()

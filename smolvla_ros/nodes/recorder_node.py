@@ -95,7 +95,7 @@ class RecorderNode(Node):
         self._subscribed.add(name)
         self.create_subscription(message_class, name,
                                  lambda data, t=label, m=msgtype: self._on_message(t, m, data),
-                                 100, raw=True)
+                                 1000, raw=True)  # deep: a slow disk must not drop
 
     # --- messages -------------------------------------------------------------------------
     def _on_message(self, topic: str, msgtype: str, data: bytes) -> None:

@@ -70,7 +70,9 @@ class SO101Node(Node):
         self.period_s = 1.0 / p["rate_hz"]
         self.port = p["port"]
         topic = "joint_states" if self.mode == FOLLOWER else "leader/joint_states"
-        self.joint_state_pub = self.create_publisher(JointState, topic, 10)
+        # Keep 3 s of history: under camera load a sample lost from a full UDP socket is
+        # re-sent on the next DDS heartbeat (~3 s with Fast DDS) only while it is still held.
+        self.joint_state_pub = self.create_publisher(JointState, topic, max(10, int(3 * p["rate_hz"])))
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.emulator: EmulatedBus | None = None
         self.controller: ArmController | None = None
