@@ -114,6 +114,12 @@ def test_stopped_mid_episode_the_bag_stays_readable(tmp_path, probe, kill):
         restarted = start_recorder(tmp_path)  # recovers unfinished episodes on start
         restarted.wait_for_output("recovered")
         assert restarted.stop() == 0
+        again = start_recorder(tmp_path)  # the kept .partial original is not recovered again
+        try:
+            again.wait_for_output("ready: episodes go to")
+        finally:
+            assert again.stop() == 0, again.output()
+        assert "recovered" not in again.output()
     images = [m for t, m, _ in read_back(folder) if t == "cameras/front/image_raw"]
     assert len(images) >= (12 if kill == signal.SIGTERM else 8)
     assert custom_data(folder)["task"] == "wave"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -24,7 +23,7 @@ from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, run
-from smolvla_ros.nodes.ros_time import to_seconds
+from smolvla_ros.nodes.ros_time import to_duration, to_seconds, to_time
 from smolvla_ros.policy.controller import (
     ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
 )
@@ -195,13 +194,10 @@ class PolicyNode(Node):
 
     def _publish_chunk(self, chunk: ChunkOut) -> None:
         msg = JointTrajectory(joint_names=list(chunk.joint_names))
-        msg.header.stamp.sec = int(chunk.stamp // 1)
-        msg.header.stamp.nanosec = int(round((chunk.stamp % 1) * 1e9)) % 1_000_000_000
+        msg.header.stamp = to_time(chunk.stamp)
         for k, positions in enumerate(chunk.positions):
-            t = k / chunk.fps
-            msg.points.append(JointTrajectoryPoint(
-                positions=positions.tolist(),
-                time_from_start=Duration(sec=int(t), nanosec=int(round((t % 1) * 1e9)))))
+            msg.points.append(JointTrajectoryPoint(positions=positions.tolist(),
+                                                   time_from_start=to_duration(k / chunk.fps)))
         self.chunk_pub.publish(msg)
 
     # --- status --------------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class RecorderNode(Node):
         self._discover()
         self.create_timer(1.0, self._discover)
         self._publish_status()
+        self.log("info", f"ready: episodes go to {self.output_dir} "
+                         "(services start_episode, stop_episode, discard_episode)")
 
     def _recover_unfinished(self) -> None:
         for folder in sorted(self.output_dir.glob("episode_*")):

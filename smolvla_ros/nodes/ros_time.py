@@ -5,3 +5,13 @@ from builtin_interfaces.msg import Duration, Time
 
 def to_seconds(stamp: Time | Duration) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
+
+
+def to_time(seconds: float) -> Time:
+    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def to_duration(seconds: float) -> Duration:
+    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
+    return Duration(sec=sec, nanosec=nanosec)

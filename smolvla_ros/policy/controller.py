@@ -103,6 +103,7 @@ class PolicyController:
         self._replan = False
         self._paused = False
         self._busy = False
+        self._holding_stale = False
         self._requests: queue.Queue[_Observation | None] = queue.Queue(maxsize=1)
         self._worker = threading.Thread(target=self._work, name="policy-inference", daemon=True)
         self._worker.start()
@@ -178,12 +179,15 @@ class PolicyController:
                 self.status.starved_ticks += 1
             problem = self._stale_input(now)
             if problem:
-                if self.status.state != HOLDING or self.status.message != problem:
+                if not self._holding_stale:  # once on entering: one log line, one hold
+                    self._holding_stale = True
+                    self._generation += 1  # a result in flight must not move the arm now
                     self._log("warn", f"holding: {problem}")
                     self._hold(now)
                     self._forget_chunks()
-                    self._set(HOLDING, problem)
+                self._set(HOLDING, problem)  # the message keeps the current age
                 return
+            self._holding_stale = False
             if self._busy or not (self._replan or self.schedule.needs_inference(now)):
                 return
             self._replan = False
@@ -243,10 +247,13 @@ class PolicyController:
                                              rtc_delay=observation.rtc_delay)
                 radians = np.array([self.units.lerobot_to_radians(a) for a in actions])
             except Exception as error:  # the model failing must not kill the node
+                message = f"inference failed: {error!r}".splitlines()[0]
                 with self._lock:
                     self._busy = False
-                    self._set(ERROR, f"inference failed: {error!r}".splitlines()[0])
-                self._log("error", self.status.message)
+                    repeated = self.status.message == message
+                    self._set(ERROR, message)
+                if not repeated:  # it is retried at the control rate: log each new failure once
+                    self._log("error", message)
                 continue
             with self._lock:
                 self._busy = False
@@ -280,8 +287,11 @@ class PolicyController:
         """Publish one point at the current position (reached by the next control tick)."""
         if self._joints is None:
             return
-        self._publish(ChunkOut(now + 1.0 / self.config.fps, self.units.joints,
-                               self._joints[1][None, :], self.config.fps))
+        try:
+            self._publish(ChunkOut(now + 1.0 / self.config.fps, self.units.joints,
+                                   self._joints[1][None, :], self.config.fps))
+        except Exception as error:  # a failing publisher must not end the caller's callback
+            self._log("error", f"publishing a hold failed: {error!r}")
 
     def _forget_chunks(self) -> None:
         self.schedule.clear()
@@ -291,9 +301,13 @@ class PolicyController:
         self.status.state, self.status.message = state, message
 
     def close(self) -> None:
-        try:
-            self._requests.put_nowait(None)
-        except queue.Full:
-            self._requests.get_nowait()
-            self._requests.put_nowait(None)
+        while True:  # replace a pending request (if any) with the stop sentinel
+            try:
+                self._requests.put_nowait(None)
+                break
+            except queue.Full:
+                try:
+                    self._requests.get_nowait()
+                except queue.Empty:
+                    pass  # the worker took it meanwhile
         self._worker.join(timeout=30)

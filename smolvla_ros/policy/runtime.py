@@ -9,6 +9,7 @@ dtype, makes moved or offline checkpoints loadable, and reports what it did.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,12 +118,14 @@ class PolicyRuntime:
         self.noise_shape = (1, policy_config.chunk_size, policy_config.max_action_dim)
         self.tokenizer_max_length = self._tokenizer_step.max_length
         self.last_model_actions = None
+        self._tokenizer_lock = threading.Lock()
         self.load_time_s = time.perf_counter() - started
 
     def token_count(self, task: str) -> int:
         """Tokens the instruction takes, counted as the preprocessor will tokenize it."""
         tokenizer = self._tokenizer_step.input_tokenizer
-        return len(tokenizer(task + "\n", add_special_tokens=True)["input_ids"])
+        with self._tokenizer_lock:  # a fast tokenizer refuses concurrent use ("Already borrowed")
+            return len(tokenizer(task + "\n", add_special_tokens=True)["input_ids"])
 
     def make_noise(self, seed: int):
         """The flow-matching start noise for ``seed`` (same shape and dtype LeRobot samples)."""
@@ -162,7 +165,9 @@ class PolicyRuntime:
             rtc = {"inference_delay": rtc_delay, "prev_chunk_left_over": rtc_prefix}
         # No inference_mode here: RTC's guidance needs autograd (predict_action_chunk is
         # no_grad itself), exactly as in LeRobot's own RTC engine.
-        model_actions = self.policy.predict_action_chunk(self.preprocessor(frame), noise=noise, **rtc)
+        with self._tokenizer_lock:
+            batch = self.preprocessor(frame)
+        model_actions = self.policy.predict_action_chunk(batch, noise=noise, **rtc)
         self.last_model_actions = model_actions[0, : self.n_action_steps].detach().clone()
         actions = self.postprocessor(model_actions)
         return actions[0, : self.n_action_steps].float().numpy().astype(np.float64)

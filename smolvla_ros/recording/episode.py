@@ -46,7 +46,7 @@ class EpisodeWriter:
     FLUSH_PERIOD_S = 1.0
 
     def __init__(self, folder: Path, info: EpisodeInfo, typestore):
-        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
         self.folder = Path(folder)
         self.info = info
@@ -56,18 +56,21 @@ class EpisodeWriter:
         self.bytes = 0
         self._connections = {}
         self._last_flush = time.monotonic()
-        self._writer = Writer(self.folder, version=9, storage_plugin=StoragePlugin.MCAP)
         try:
+            self._writer = Writer(self.folder, version=9, storage_plugin=StoragePlugin.MCAP)
             self._writer.open()
             self._save_info()
-        except OSError as error:
+        except (OSError, WriterError) as error:
             raise EpisodeWriteError(f"cannot create episode {self.folder}: {error}") from None
 
     def set_task(self, text: str, stamp_ns: int) -> None:
         """The instruction in force changed (kept with its time, also as the bag's task)."""
         self.info.tasks.append((stamp_ns, text))
         self.info.task = text
-        self._save_info()
+        try:
+            self._save_info()
+        except OSError as error:
+            raise EpisodeWriteError(f"writing {self.folder / EPISODE_JSON} failed: {error}") from None
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
         """Write one serialized message; raises EpisodeWriteError if the disk refuses."""
@@ -132,10 +135,15 @@ def msg_definitions(msg_folder: Path, package: str = "smolvla_ros") -> dict[str,
     return {f"{package}/msg/{path.stem}": path.read_text() for path in sorted(Path(msg_folder).glob("*.msg"))}
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
 def is_unfinished(folder: Path) -> bool:
-    """An episode whose writer never closed it (killed): MCAP data but no metadata.yaml."""
+    """An episode whose writer never closed it (killed): MCAP data but no metadata.yaml.
+    The ``.partial`` originals that recovery keeps are not episodes."""
     folder = Path(folder)
-    return (folder / EPISODE_JSON).is_file() and not (folder / "metadata.yaml").is_file()
+    return (not folder.name.endswith(PARTIAL_SUFFIX) and (folder / EPISODE_JSON).is_file()
+            and not (folder / "metadata.yaml").is_file())
 
 
 def recover_episode(folder: Path, typestore) -> int:
@@ -150,23 +158,23 @@ def recover_episode(folder: Path, typestore) -> int:
     from mcap.stream_reader import StreamReader
 
     folder = Path(folder)
-    partial = folder.with_name(folder.name + ".partial")
+    partial = folder.with_name(folder.name + PARTIAL_SUFFIX)
     folder.rename(partial)
     info = read_info(partial)
-    schemas, channels, messages = {}, {}, []
+    info.start_ns = info.end_ns = 0  # recomputed from the recovered messages
+    writer = EpisodeWriter(folder, info, typestore)
+    schemas, channels = {}, {}
     with open(partial / f"{folder.name}.mcap", "rb") as file:
-        try:
+        try:  # streamed: one message in memory at a time
             for record in StreamReader(file).records:
                 if isinstance(record, Schema):
                     schemas[record.id] = record.name
                 elif isinstance(record, Channel):
                     channels[record.id] = (record.topic, schemas[record.schema_id])
                 elif isinstance(record, Message):
-                    messages.append((channels[record.channel_id], record.log_time, record.data))
+                    topic, msgtype = channels[record.channel_id]
+                    writer.write(topic, msgtype, record.log_time, record.data)
         except (McapError, EOFError, ValueError, KeyError, struct.error):
             pass  # the kill cut the file here: everything before it is kept
-    writer = EpisodeWriter(folder, info, typestore)
-    for (topic, msgtype), stamp_ns, data in messages:
-        writer.write(topic, msgtype, stamp_ns, data)
     writer.close(f"recovered after the recorder stopped without closing ({info.ended_by or 'killed'})")
-    return len(messages)
+    return writer.messages
