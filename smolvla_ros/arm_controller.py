@@ -31,6 +31,7 @@ class ArmControllerConfig:
     disable_torque_on_shutdown: bool = True  # LeRobot's disable_torque_on_disconnect
     max_relative_target: float = 0.0  # radians per control step; 0 = no clamp
     reconnect_period_s: float = 1.0
+    health_period_s: float = 1.0  # temperatures and voltages, read by the control cycle itself
 
 
 @dataclass
@@ -71,6 +72,7 @@ class ArmController:
         self._lock = threading.Lock()
         self._lower, self._upper = units.radian_limits()
         self._last_connect_try = -float("inf")
+        self._last_health = -float("inf")
         self._last_present: np.ndarray | None = None
         self._torque_wanted = config.mode == FOLLOWER and config.torque_on_start
 
@@ -132,6 +134,9 @@ class ArmController:
                     target = self.executor.sample(now)
                     if target is not None:
                         self.bus.sync_write("Goal_Position", self._ticks(self._safe(target, present)))
+                if now - self._last_health >= self.config.health_period_s:
+                    self._last_health = now
+                    self._read_health()
             except PortError as error:
                 self._fail(str(error))
                 self.health.connected = self.health.torque = False
@@ -194,18 +199,12 @@ class ArmController:
                 self.executor.clear()
             return f"torque {'on' if enabled else 'off'}"
 
-    def read_health(self) -> None:
-        """Temperatures and voltages, one sync read; call at a low rate."""
-        with self._lock:
-            if not self.health.connected:
-                return
-            try:
-                span = self.bus.sync_read_span(("Present_Voltage", "Present_Temperature"))
-            except BusError as error:
-                self._fail(str(error), error.motors)
-                return
-            self.health.voltages = {n: v / 10 for n, v in span["Present_Voltage"].items()}
-            self.health.temperatures = dict(span["Present_Temperature"])
+    def _read_health(self) -> None:
+        """Temperatures and voltages in one sync read, on the control thread (so a silent
+        servo's timeouts never stall the cycle from another thread)."""
+        span = self.bus.sync_read_span(("Present_Voltage", "Present_Temperature"))
+        self.health.voltages = {n: v / 10 for n, v in span["Present_Voltage"].items()}
+        self.health.temperatures = dict(span["Present_Temperature"])
 
     def shutdown(self) -> None:
         with self._lock:

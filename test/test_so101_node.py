@@ -210,7 +210,12 @@ def test_silent_servo_and_lost_port_are_reported_and_survived(emulator, calibrat
                       "reconnect_period_s:=0.2")
     try:
         assert wait_for(lambda: probe.messages("diagnostics") and
-                        latest_diagnostic(probe).level == DiagnosticStatus.OK, 30)
+                        latest_diagnostic(probe).level == DiagnosticStatus.OK and
+                        "temperature_c.gripper" in
+                        {v.key for v in latest_diagnostic(probe).values}, 30)
+        values = {v.key: v.value for v in latest_diagnostic(probe).values}
+        assert values["temperature_c.gripper"] == "31" and values["voltage_v.gripper"] == "12.1"
+        assert values["connected"] == "True" and values["errors"] == "0"
         emulator.silence(5)
         assert wait_for(lambda: latest_diagnostic(probe).level == DiagnosticStatus.WARN, 30)
         assert "wrist_roll" in latest_diagnostic(probe).message

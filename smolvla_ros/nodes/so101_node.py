@@ -43,7 +43,7 @@ PARAMETERS = {
     "read_retries": (2, "extra attempts for a failed read (LeRobot uses 2)"),
     "reply_timeout_ms": (50.0, "how long to wait for a servo's reply"),
     "reconnect_period_s": (1.0, "how often to retry a lost or missing port"),
-    "diagnostics_period_s": (1.0, "how often to publish diagnostics and read temperatures"),
+    "diagnostics_period_s": (1.0, "how often to publish diagnostics and read temperatures/voltages"),
     "return_delay_time": (0, "written on connect (LeRobot: 0)"),
     "acceleration": (254, "written on connect (LeRobot: 254)"),
     "maximum_acceleration": (254, "written on connect (LeRobot: 254)"),
@@ -96,7 +96,8 @@ class SO101Node(Node):
                 mode=self.mode, torque_on_start=p["torque_on_start"],
                 disable_torque_on_shutdown=p["disable_torque_on_shutdown"],
                 max_relative_target=p["max_relative_target"],
-                reconnect_period_s=p["reconnect_period_s"]),
+                reconnect_period_s=p["reconnect_period_s"],
+                health_period_s=p["diagnostics_period_s"]),
             core_logger(self))
 
         if self.mode == FOLLOWER:
@@ -195,7 +196,6 @@ class SO101Node(Node):
         if self.controller is None:
             status.level, status.message = DiagnosticStatus.ERROR, self.refusal
         else:
-            self.controller.read_health()
             health, stats = self.controller.health, self.controller.bus.stats
             if not health.connected:
                 status.level = DiagnosticStatus.ERROR
