@@ -84,10 +84,8 @@ class ArmController:
             self.bus.connect()
             self.bus.configure()
             self._check_calibration()
-            present = self._read_present()
             if self.config.mode == FOLLOWER:
-                # Goal = where the arm is, before torque: it holds instead of jumping.
-                self.bus.sync_write("Goal_Position", self._ticks(present))
+                self._goal_here()
                 self.bus.set_torque(self._torque_wanted)
         except BusError as error:  # PortError included
             self._fail(str(error))
@@ -157,9 +155,10 @@ class ArmController:
     def _ticks(self, radians: np.ndarray) -> dict[str, int]:
         return dict(zip(self.units.joints, (int(t) for t in self.units.radians_to_ticks(radians))))
 
-    def _read_present(self) -> np.ndarray:
+    def _goal_here(self) -> None:
+        """Goal = where the arm is, before torque goes on: it holds instead of jumping."""
         ticks = self.bus.sync_read("Present_Position")
-        return self.units.ticks_to_radians([ticks[name] for name in self.units.joints])
+        self.bus.sync_write("Goal_Position", {name: ticks[name] for name in self.units.joints})
 
     def _fail(self, message: str, motors: tuple[str, ...] = ()) -> None:
         if message != self.health.last_error:  # one line per new problem, not per tick
@@ -187,9 +186,8 @@ class ArmController:
                 raise RuntimeError(f"not connected to {self.bus.config.port}")
             try:
                 if enabled:
-                    present = self._read_present()
                     self.executor.clear()  # hold here, not at an old target
-                    self.bus.sync_write("Goal_Position", self._ticks(present))
+                    self._goal_here()
                 self.bus.set_torque(enabled)
             except BusError as error:
                 self._fail(str(error), error.motors)

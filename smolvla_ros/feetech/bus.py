@@ -110,6 +110,7 @@ class FeetechBus:
         self._port: _PortHandler | None = None
         self._packets = scs.PacketHandler(0)  # protocol 0: STS/SMS, little-endian words
         self._sync_readers: dict[tuple[str, ...], scs.GroupSyncRead] = {}
+        self._sync_writers: dict[str, scs.GroupSyncWrite] = {}
 
     # --- connection ---------------------------------------------------------------------
     @property
@@ -126,7 +127,8 @@ class FeetechBus:
         except (serial.SerialException, OSError) as error:
             raise PortError(f"cannot open {self.config.port}: {error}") from None
         self._port = port
-        self._sync_readers.clear()
+        self._sync_readers.clear()  # they hold the old port
+        self._sync_writers.clear()
         missing, wrong = [], []
         for name, servo_id in self.motors.items():
             try:
@@ -267,7 +269,11 @@ class FeetechBus:
     def sync_write(self, register: str, values: dict[str, int]) -> None:
         """One SYNC_WRITE (no replies, so no retries): all servos get their value at once."""
         addr, size = CONTROL_TABLE[register]
-        writer = scs.GroupSyncWrite(self._require_port(), self._packets, addr, size)
+        writer = self._sync_writers.get(register)
+        if writer is None:  # one per register, reused every cycle like the readers
+            writer = scs.GroupSyncWrite(self._require_port(), self._packets, addr, size)
+            self._sync_writers[register] = writer
+        writer.clearParam()
         for name, value in values.items():
             writer.addParam(self.motors[name], list(encode(register, int(value)).to_bytes(size, "little")))
 
