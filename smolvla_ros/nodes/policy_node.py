@@ -23,7 +23,7 @@ from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, run
-from smolvla_ros.nodes.ros_time import to_duration, to_seconds, to_time
+from smolvla_ros.nodes.ros_time import now_seconds, to_duration, to_seconds, to_time
 from smolvla_ros.policy.controller import (
     ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
 )
@@ -131,7 +131,7 @@ class PolicyNode(Node):
                     noise_seed=self.p["noise_seed"],
                     rtc_execution_horizon=self.p["rtc_execution_horizon"],
                     rtc_max_guidance_weight=self.p["rtc_max_guidance_weight"]),
-                self._publish_chunk, core_logger(self), self._now)
+                self._publish_chunk, core_logger(self), lambda: now_seconds(self))
         except ValueError as error:
             self._load_error = str(error)
             self.get_logger().error(self._load_error)
@@ -153,9 +153,6 @@ class PolicyNode(Node):
         self._publish_status()
 
     # --- callbacks --------------------------------------------------------------------------------
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _on_image(self, name: str, msg) -> None:
         try:
             if isinstance(msg, CompressedImage):
@@ -179,11 +176,11 @@ class PolicyNode(Node):
             self.get_logger().error(f"joint_states rejected: {error}", throttle_duration_sec=5.0)
 
     def _on_instruction(self, msg: String) -> None:
-        self.controller.set_instruction(msg.data.strip(), self._now())
+        self.controller.set_instruction(msg.data.strip(), now_seconds(self))
         self._publish_status_if_changed()
 
     def _tick(self) -> None:
-        self.controller.tick(self._now())
+        self.controller.tick(now_seconds(self))
         self._publish_status_if_changed()
 
     def _service(self, response: Trigger.Response, action) -> Trigger.Response:

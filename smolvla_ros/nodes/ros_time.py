@@ -15,3 +15,8 @@ def to_time(seconds: float) -> Time:
 def to_duration(seconds: float) -> Duration:
     sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
     return Duration(sec=sec, nanosec=nanosec)
+
+
+def now_seconds(node) -> float:
+    """The node's clock (ROS time, sim time when used), in float seconds."""
+    return node.get_clock().now().nanoseconds * 1e-9

@@ -23,7 +23,7 @@ from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, FeetechBus
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, run
-from smolvla_ros.nodes.ros_time import to_seconds
+from smolvla_ros.nodes.ros_time import now_seconds, to_seconds
 from smolvla_ros.trajectory import TrajectoryError, make_trajectory
 from smolvla_ros.units import ArmUnits
 
@@ -157,16 +157,13 @@ class SO101Node(Node):
                 window_start, window_ticks = time.monotonic(), 0
 
     # --- callbacks (executor thread) ------------------------------------------------------------
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
             trajectory = make_trajectory(
                 msg.joint_names, to_seconds(msg.header.stamp),
                 [to_seconds(point.time_from_start) for point in msg.points],
                 [list(point.positions) for point in msg.points], SO101_MOTORS)
-            skipped = self.controller.submit(trajectory, self._now())
+            skipped = self.controller.submit(trajectory, now_seconds(self))
         except (TrajectoryError, RuntimeError) as error:
             self.get_logger().error(f"trajectory rejected: {error}")
             return
@@ -178,7 +175,7 @@ class SO101Node(Node):
         try:
             trajectory = make_trajectory(msg.name, 0.0, [self.period_s], [list(msg.position)],
                                          SO101_MOTORS)
-            self.controller.submit(trajectory, self._now())
+            self.controller.submit(trajectory, now_seconds(self))
         except (TrajectoryError, RuntimeError) as error:
             self.get_logger().error(f"mirror message rejected: {error}",
                                     throttle_duration_sec=5.0)
