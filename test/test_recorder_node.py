@@ -162,3 +162,40 @@ def test_camera_images_can_be_stored_compressed(tmp_path, probe, fmt):
         assert error.max() == 0  # lossless
     else:
         assert error.mean() < 3  # lossy, ringing only at the colour edge
+
+
+def test_timed_episodes_follow_each_other_after_a_reset_pause(tmp_path, probe):
+    node = start_recorder(tmp_path, "episode_duration_s:=1.0", "reset_duration_s:=0.5",
+                          "num_episodes:=2", "status_period_s:=0.1")
+    try:
+        wait_until_recorded(probe)
+        probe.publish(String, "task_instruction", String(data="stack the blocks"))
+        time.sleep(0.3)
+        assert probe.call(Trigger, "start_episode").success
+        assert wait_for(lambda: (tmp_path / "episode_000001" / "metadata.yaml").exists(), 30)
+        time.sleep(1.0)
+        assert not (tmp_path / "episode_000002").exists()  # num_episodes reached
+    finally:
+        assert node.stop() == 0, node.output()
+    for folder in (tmp_path / "episode_000000", tmp_path / "episode_000001"):
+        custom = custom_data(folder)
+        assert custom["ended_by"] == "duration" and custom["task"] == "stack the blocks"
+    states = [s.state for s in probe.messages("episode_status")]
+    first_reset = states.index(EpisodeStatus.STATE_RESETTING)
+    assert EpisodeStatus.STATE_RECORDING in states[first_reset:]  # recording again after it
+    assert states[-1] == EpisodeStatus.STATE_IDLE
+
+
+def test_stop_during_the_reset_pause_ends_the_sequence(tmp_path, probe):
+    node = start_recorder(tmp_path, "episode_duration_s:=0.5", "reset_duration_s:=30.0")
+    try:
+        wait_until_recorded(probe)
+        assert probe.call(Trigger, "start_episode").success
+        assert wait_for(lambda: probe.messages("episode_status") and
+                        probe.messages("episode_status")[-1].state == EpisodeStatus.STATE_RESETTING, 30)
+        response = probe.call(Trigger, "stop_episode")
+        assert response.success and "cancelled" in response.message
+        assert wait_for(lambda: probe.messages("episode_status")[-1].state == EpisodeStatus.STATE_IDLE, 10)
+    finally:
+        assert node.stop() == 0, node.output()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_000000"]

@@ -3,7 +3,9 @@
 Subscribes to the configured topics as serialized messages (no decode, no copy into Python
 objects) and hands them to the ROS-free EpisodeWriter. Services start_episode,
 stop_episode and discard_episode (std_srvs/Trigger) control it; with
-``start_on_instruction`` a new instruction starts an episode by itself. Camera topics are
+``start_on_instruction`` a new instruction starts an episode by itself; like lerobot-record,
+``episode_duration_s`` with ``reset_duration_s`` records episode after episode with a reset
+pause between them (stop_episode during the pause ends the sequence). Camera topics are
 discovered as they appear. EpisodeStatus is published while recording and on every change.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import time
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
@@ -40,6 +41,9 @@ PARAMETERS = {
     "robot_type": ("so101_follower", "stored with each episode"),
     "robot_id": ("so101_follower", "calibration id stored with each episode"),
     "episode_duration_s": (0.0, "stop an episode after this long; 0 = until stop_episode"),
+    "reset_duration_s": (0.0, "after an episode ends by episode_duration_s, pause this long "
+                              "(state RESETTING) and start the next one; 0 = no automatic next"),
+    "num_episodes": (0, "automatic episodes (reset pause) end after this many; 0 = no limit"),
     "start_on_instruction": (False, "a new non-empty instruction starts an episode"),
     "compress_images": ("", "'' keeps raw images; 'jpeg' or 'png' stores cameras/<name>/image_raw "
                             "as sensor_msgs/CompressedImage on .../image_raw/compressed"),
@@ -62,7 +66,8 @@ class RecorderNode(Node):
         self.task = ""
         self.state = EpisodeStatus.STATE_IDLE
         self.message = ""
-        self._started = 0.0
+        self._episodes_this_run = 0
+        self._timer = None  # the episode's duration limit, or the reset pause
         self._subscribed: set[str] = set()
         self.status_pub = self.create_publisher(EpisodeStatus, "episode_status", 10)
         self.create_service(Trigger, "start_episode", self._on_start)
@@ -155,12 +160,14 @@ class RecorderNode(Node):
             raise RuntimeError(str(error)) from None
         if self.task:
             self.writer.set_task(self.task, self.get_clock().now().nanoseconds)
-        self._started = time.monotonic()
+        self._episodes_this_run += 1
+        self._arm(self.p["episode_duration_s"], self._on_duration)
         self._set(EpisodeStatus.STATE_RECORDING, "")
         self.log("info", f"recording {folder} (task: {self.task!r})")
         return str(folder)
 
     def _finish(self, ended_by: str, state: int = EpisodeStatus.STATE_IDLE) -> str:
+        self._arm(0.0, None)
         writer, self.writer = self.writer, None
         try:
             writer.close(ended_by)
@@ -171,7 +178,35 @@ class RecorderNode(Node):
         self._set(state, ended_by if state == EpisodeStatus.STATE_ERROR else "", writer)
         return summary
 
+    def _arm(self, seconds: float, callback) -> None:
+        """One pending one-shot timer at most: the duration limit or the reset pause."""
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if seconds > 0:
+            def fire():
+                self._arm(0.0, None)
+                callback()
+            self._timer = self.create_timer(seconds, fire)
+
+    def _on_duration(self) -> None:
+        if self.writer is None:
+            return
+        self._finish("duration")
+        limit = self.p["num_episodes"]
+        if self.p["reset_duration_s"] > 0 and (limit <= 0 or self._episodes_this_run < limit):
+            self._set(EpisodeStatus.STATE_RESETTING, f"reset: next episode in {self.p['reset_duration_s']} s")
+            self.log("info", f"reset pause of {self.p['reset_duration_s']} s before the next episode")
+            self._arm(self.p["reset_duration_s"], self._on_reset_done)
+
+    def _on_reset_done(self) -> None:
+        try:
+            self._start()
+        except RuntimeError as error:
+            self.log("error", f"next episode not started: {error}")
+
     def _on_start(self, _, response: Trigger.Response) -> Trigger.Response:
+        self._arm(0.0, None)  # during a reset pause: start now
         try:
             response.message, response.success = self._start(), True
         except RuntimeError as error:
@@ -179,7 +214,11 @@ class RecorderNode(Node):
         return response
 
     def _on_stop(self, _, response: Trigger.Response) -> Trigger.Response:
-        if self.writer is None:
+        if self.writer is None and self.state == EpisodeStatus.STATE_RESETTING:
+            self._arm(0.0, None)
+            self._set(EpisodeStatus.STATE_IDLE, "")
+            response.message, response.success = "reset pause cancelled; no further episodes", True
+        elif self.writer is None:
             response.message, response.success = "not recording", False
         else:
             response.message, response.success = self._finish("stop"), True
@@ -196,10 +235,7 @@ class RecorderNode(Node):
         return response
 
     def _periodic(self) -> None:
-        limit = self.p["episode_duration_s"]
-        if self.writer is not None and limit > 0 and time.monotonic() - self._started >= limit:
-            self._finish("duration")
-        elif self.writer is not None:
+        if self.writer is not None or self.state == EpisodeStatus.STATE_RESETTING:
             self._publish_status()
 
     # --- status ------------------------------------------------------------------------------
