@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "calibrate": ("smolvla_ros.calibrate", "calibrate an SO-101 arm (LeRobot's procedure and file)"),
     "make-test-checkpoint": ("smolvla_ros.policy.tiny_checkpoint",
                              "write a tiny random SmolVLA checkpoint, offline, for tests and demos"),
+    "convert": ("smolvla_ros.recording.convert", "turn episode bags into a LeRobotDataset for lerobot-train"),
 }
 
 

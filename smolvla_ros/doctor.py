@@ -143,6 +143,19 @@ def check_lerobot() -> Check:
     return _check_distribution("lerobot", "lerobot", LEROBOT_TESTED)
 
 
+def check_video() -> Check:
+    """LeRobot decodes dataset videos with torchcodec, which needs a system FFmpeg (4 to 8);
+    without one it falls back to PyAV, which works but decodes slower when training."""
+    error = _import_error("av")
+    if error:
+        return Check("video", FAIL, error, PIP_HINT)
+    if _import_error("torchcodec"):
+        return Check("video", WARN, "PyAV only: torchcodec cannot load a system FFmpeg",
+                     "datasets still load (LeRobot falls back to PyAV); for faster decoding "
+                     "while training: sudo apt install ffmpeg")
+    return Check("video", OK, "torchcodec with the system FFmpeg, and PyAV")
+
+
 def check_calibration() -> Check:
     root = calibration_root()
     files = calibration_files(root)
@@ -167,6 +180,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_torch,
     check_transformers,
     check_lerobot,
+    check_video,
     check_calibration,
 )
 

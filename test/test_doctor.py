@@ -15,7 +15,7 @@ def test_doctor_passes_in_set_up_environment():
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for name in ("python", "ros distro", "rclpy", "rmw", "smolvla_ros.msg", "numpy", "torch",
-                 "transformers", "lerobot", "calibration"):
+                 "transformers", "lerobot", "video", "calibration"):
         assert any(line[7:].startswith(name) for line in lines), f"no '{name}' line"
     assert lines[-1] == "doctor: all checks passed"
 

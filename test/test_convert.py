@@ -1,0 +1,212 @@
+"""Bags -> LeRobotDataset: round trip through LeRobot's own loader, values checked frame by frame."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration, Time
+from conftest import REPO_ROOT, ros_env
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
+from smolvla_ros.recording.bag_reader import BagError
+from smolvla_ros.recording.convert import ConvertConfig, convert
+from smolvla_ros.recording.episode import EpisodeInfo, EpisodeWriter, make_typestore, msg_definitions
+from smolvla_ros.units import SO101_JOINTS, ArmUnits
+
+TYPESTORE = make_typestore(msg_definitions(REPO_ROOT / "msg"))
+UNITS = ArmUnits(MOCK_CALIBRATION)
+T0 = 1_700_000_000 * 10**9  # a realistic epoch, so precision problems would show
+FPS = 10
+
+
+def stamp(ns: int) -> Time:
+    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def joints(ns: int, value: float) -> JointState:
+    """Joint k at value + 0.1 k radians (the gripper kept inside its calibrated range)."""
+    msg = JointState(name=list(SO101_JOINTS), position=[value + 0.1 * k for k in range(6)])
+    msg.header.stamp = stamp(ns)
+    return msg
+
+
+def gray(ns: int, level: int) -> Image:
+    msg = Image(height=24, width=32, encoding="rgb8", step=96, data=bytes([level] * 24 * 32 * 3))
+    msg.header.stamp = stamp(ns)
+    return msg
+
+
+class Recording:
+    """Messages with their stamps, written to a bag and kept to compute what frames must hold."""
+
+    def __init__(self):
+        self.messages = []  # (topic, msgtype, receive ns, message)
+
+    def add(self, topic: str, msgtype: str, ns: int, message, delay_ns: int = 2_000_000):
+        self.messages.append((topic, msgtype, ns + delay_ns, message))
+
+    def write_episode(self, folder, task: str = "", tasks=()):
+        info = EpisodeInfo(episode_index=0, task=task, calibration_id="mock")
+        writer = EpisodeWriter(folder, info, TYPESTORE)
+        for ns, text in tasks:
+            writer.set_task(text, ns)
+        for topic, msgtype, ns, message in sorted(self.messages, key=lambda m: m[2]):
+            writer.write(topic, msgtype, ns, serialize_message(message))
+        writer.close("stop")
+        return folder
+
+    def write_plain(self, folder, storage: str):
+        """Like ``ros2 bag record``: absolute topic names, no custom data."""
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        plugin = StoragePlugin.SQLITE3 if storage == "sqlite3" else StoragePlugin.MCAP
+        with Writer(folder, version=9, storage_plugin=plugin) as writer:
+            connections = {}
+            for topic, msgtype, ns, message in sorted(self.messages, key=lambda m: m[2]):
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(f"/{topic}", msgtype, typestore=TYPESTORE)
+                writer.write(connections[topic], ns, serialize_message(message))
+        return folder
+
+
+def teleop_recording(seconds: float = 3.0) -> tuple[Recording, list]:
+    """Follower at ~100 Hz with jitter and a 0.35 s hole, leader at 50 Hz, two cameras at 30 Hz."""
+    rng = np.random.default_rng(1)
+    rec = Recording()
+    truth = {"follower": [], "leader": [], "front": [], "wrist": []}
+    ns = T0
+    while ns < T0 + seconds * 1e9:
+        if not (T0 + 1.2e9 < ns < T0 + 1.55e9):
+            value = 0.2 * np.sin((ns - T0) * 1e-9)
+            rec.add("joint_states", "sensor_msgs/msg/JointState", ns, joints(ns, value))
+            truth["follower"].append((ns, value))
+        ns += int(10e6 + rng.integers(-2e6, 2e6))
+    for k in range(int(seconds * 50)):
+        ns = T0 + 30_000_000 + k * 20_000_000
+        value = 0.3 * np.cos((ns - T0) * 1e-9)
+        rec.add("leader/joint_states", "sensor_msgs/msg/JointState", ns, joints(ns, value))
+        truth["leader"].append((ns, value))
+    for k in range(int(seconds * 30)):
+        for name, offset in (("front", 50_000_000), ("wrist", 60_000_000)):
+            ns = T0 + offset + k * 33_333_333
+            level = 20 + (k * 37) % 200
+            rec.add(f"cameras/{name}/image_raw", "sensor_msgs/msg/Image", ns, gray(ns, level))
+            truth[name].append((ns, level))
+    return rec, truth
+
+
+def latest(series, t):
+    return max((item for item in series if item[0] <= t), key=lambda item: item[0])[1]
+
+
+def load(root):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    return LeRobotDataset("local/test", root=root, video_backend="pyav")
+
+
+def test_teleop_episode_round_trips_through_lerobot(tmp_path):
+    rec, truth = teleop_recording()
+    tasks = [(T0 - 10**9, "pick up the cube"), (T0 + 2 * 10**9, "put it in the box")]
+    rec.add("task_instruction", "std_msgs/msg/String", T0 + 2 * 10**9, String(data="put it in the box"), 0)
+    bag = rec.write_episode(tmp_path / "episode_000000", "put it in the box", tasks)
+
+    plans, _ = convert([bag], ConvertConfig(output=tmp_path / "dataset", fps=FPS))
+    dataset = load(tmp_path / "dataset")
+
+    first = max(truth[name][0][0] for name in truth)  # every topic has data from here on
+    last = min(truth[name][-1][0] for name in truth)
+    expected_times = [first + round(k * 1e9 / FPS) for k in range(int((last - first) * FPS // 1e9) + 1)]
+    assert dataset.num_episodes == 1 and dataset.num_frames == len(expected_times)
+    assert plans[0].action_source == "leader"
+    assert any("joint_states: 1 gap(s)" in gap for gap in plans[0].gaps), plans[0].gaps
+    for k, t in enumerate(expected_times):
+        item = dataset[k]
+        assert float(item["timestamp"]) == pytest.approx(k / FPS)
+        assert item["task"] == ("pick up the cube" if t < T0 + 2 * 10**9 else "put it in the box")
+        follower = latest(truth["follower"], t)
+        state = UNITS.radians_to_lerobot([follower + 0.1 * j for j in range(6)]).astype(np.float32)
+        np.testing.assert_array_equal(item["observation.state"].numpy(), state)
+        leader = latest(truth["leader"], t)
+        action = UNITS.radians_to_lerobot([leader + 0.1 * j for j in range(6)]).astype(np.float32)
+        np.testing.assert_array_equal(item["action"].numpy(), action)
+        for name in ("front", "wrist"):
+            image = item[f"observation.images.{name}"].numpy()  # (3, H, W) floats in 0..1
+            assert image.shape == (3, 24, 32)
+            assert abs(image.mean() * 255 - latest(truth[name], t)) < 8, (k, name)
+
+
+def test_executed_trajectory_is_the_action_without_a_leader(tmp_path):
+    rec = Recording()
+    for k in range(300):  # 3 s of follower states at 100 Hz
+        ns = T0 + k * 10_000_000
+        rec.add("joint_states", "sensor_msgs/msg/JointState", ns, joints(ns, 0.0))
+    targets = {}
+    for i in range(5):  # a chunk every 0.5 s: points 0.1..0.5 s after its stamp, all at p_i
+        ns = T0 + 200_000_000 + i * 500_000_000
+        p = 0.05 * (i + 1)
+        chunk = JointTrajectory(joint_names=list(SO101_JOINTS))
+        chunk.header.stamp = stamp(ns)
+        chunk.points = [JointTrajectoryPoint(positions=[p + 0.1 * j for j in range(6)],
+                                             time_from_start=Duration(nanosec=100_000_000 * (m + 1)))
+                        for m in range(5)]
+        rec.add("action_chunk", "trajectory_msgs/msg/JointTrajectory", ns, chunk, 1_000_000)
+        targets[ns] = p
+    bag = rec.write_plain(tmp_path / "plain", "mcap")
+
+    plans, _ = convert([bag], ConvertConfig(output=tmp_path / "dataset", fps=20, task="wave",
+                                            robot_id="mock"))
+    dataset = load(tmp_path / "dataset")
+    assert plans[0].action_source == "trajectory"
+    checked = 0
+    for k, t in enumerate(plans[0].times_ns):
+        started = [ns for ns in targets if ns + 1_000_000 <= t]
+        if started and t >= max(started) + 100_000_000:  # past the first point of the newest chunk
+            p = targets[max(started)]
+            expected = UNITS.radians_to_lerobot([p + 0.1 * j for j in range(6)]).astype(np.float32)
+            np.testing.assert_allclose(dataset[k]["action"].numpy(), expected, rtol=1e-6)
+            checked += 1
+        assert dataset[k]["task"] == "wave"
+    assert checked > 30
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_plain_ros2_bags_convert_with_a_task_flag(tmp_path, storage):
+    rec, _ = teleop_recording(seconds=1.5)
+    bag = rec.write_plain(tmp_path / "plain", storage)
+    with pytest.raises(BagError, match="no task"):
+        convert([bag], ConvertConfig(output=tmp_path / "d1", robot_id="mock"))
+    assert not (tmp_path / "d1").exists()  # checked before anything is written
+    plans, _ = convert([bag], ConvertConfig(output=tmp_path / "d2", robot_id="mock", task="wave"))
+    assert load(tmp_path / "d2").num_frames == plans[0].frames > 30
+
+
+def test_missing_topic_is_named_and_nothing_is_written(tmp_path):
+    rec = Recording()
+    ns = T0
+    rec.add("leader/joint_states", "sensor_msgs/msg/JointState", ns, joints(ns, 0.0))
+    bag = rec.write_episode(tmp_path / "episode_000000", "wave", [(T0, "wave")])
+    with pytest.raises(BagError, match="no 'joint_states' topic"):
+        convert([bag], ConvertConfig(output=tmp_path / "dataset"))
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_cli_shows_progress_and_a_summary(tmp_path):
+    rec, _ = teleop_recording(seconds=1.5)
+    bags = [rec.write_episode(tmp_path / f"episode_00000{i}", "wave", [(T0, "wave")]) for i in range(2)]
+    command = [sys.executable, "-m", "smolvla_ros.cli", "convert", *map(str, bags),
+               "--output", str(tmp_path / "dataset"), "--fps", "15"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ros_env(), timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "converting" in result.stderr and "frame" in result.stderr  # the progress bar
+    assert "episode 1:" in result.stdout and "LeRobotDataset written to" in result.stdout
+    assert load(tmp_path / "dataset").num_episodes == 2
+    missing = subprocess.run([*command[:4], str(tmp_path), "--output", str(tmp_path / "other")],
+                             capture_output=True, text=True, env=ros_env(), timeout=600)
+    assert missing.returncode == 1 and "convert:" in missing.stderr
