@@ -7,9 +7,10 @@ Run after changing a node's parameters (test/test_config.py fails until you do):
 import json
 from pathlib import Path
 
-from smolvla_ros.nodes import policy_node, recorder_node, so101_node
+from smolvla_ros.nodes import camera_node, policy_node, recorder_node, sim_node, so101_node
 
-CONFIGS = {"so101": so101_node, "policy": policy_node, "recorder": recorder_node}
+CONFIGS = {"so101": so101_node, "policy": policy_node, "recorder": recorder_node,
+           "sim": sim_node, "camera": camera_node}
 
 
 def yaml_value(value) -> str:

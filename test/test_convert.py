@@ -16,7 +16,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.recording.bag_reader import BagError
-from smolvla_ros.recording.convert import ConvertConfig, convert
+from smolvla_ros.recording.to_dataset import ConvertConfig, convert
 from smolvla_ros.recording.episode import EpisodeInfo, EpisodeWriter, make_typestore, msg_definitions
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 

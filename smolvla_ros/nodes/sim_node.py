@@ -1,0 +1,194 @@
+"""sim_node: a simulated SO-101 (MuJoCo pick-cube scene) in place of the arm and cameras.
+
+Publishes ``joint_states`` (radians, the hardware node's names and zeros; calibration =
+``robot_id:=mock``), ``cameras/<name>/image_raw`` (rgb8, rendered offscreen) and
+``cube_pose``; executes ``action_chunk`` with the hardware node's trajectory code. Service
+``reset`` re-places the cube (seeded) and homes the arm; ``start_expert`` does the same and
+lets the scripted expert demonstrate, publishing ``leader/joint_states`` like a person at a
+leader arm. When the recorder pauses between episodes (RESETTING) the scene resets by itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from smolvla_ros.msg import EpisodeStatus
+from smolvla_ros.nodes.common import declare_parameters, run
+from smolvla_ros.nodes.ros_time import now_seconds, to_seconds
+from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
+from smolvla_ros.sim.expert import ScriptedExpert
+from smolvla_ros.trajectory import TrajectoryError, make_trajectory
+from smolvla_ros.units import SO101_JOINTS
+
+PARAMETERS = {
+    "rate_hz": (100.0, "physics catch-up and joint_states rate"),
+    "cameras": (list(CAMERAS), "cameras to render: front (fixed), wrist (on the gripper)"),
+    "camera_fps": (5.0, "camera rate; software rendering costs ~50 ms per image on a laptop CPU"),
+    "image_width": (128, "camera image width (small by default: rendering is on the CPU here)"),
+    "image_height": (96, "camera image height"),
+    "seed": (0, "cube placement seed; each reset uses seed + number of resets"),
+    "random_cube": (True, "place the cube at random (seeded) on reset; false = fixed place"),
+    "expert": (False, "start with the scripted expert demonstrating (as after start_expert)"),
+    "reset_on_episode_reset": (True, "reset the scene when the recorder pauses between episodes"),
+    "cube_pose_rate_hz": (10.0, "cube_pose rate"),
+    "diagnostics_period_s": (1.0, "diagnostics period"),
+}
+
+
+class SimNode(Node):
+    def __init__(self):
+        super().__init__("sim_node")
+        self.p = declare_parameters(self, PARAMETERS)
+        unknown = [name for name in self.p["cameras"] if name not in CAMERAS]
+        if unknown:
+            raise ValueError(f"unknown camera(s) {unknown}; the simulation has {list(CAMERAS)}")
+        started = time.monotonic()
+        self.arm = SimArm(SimConfig(seed=self.p["seed"], image_width=self.p["image_width"],
+                                    image_height=self.p["image_height"],
+                                    random_cube=self.p["random_cube"]))
+        depth = max(10, int(3 * self.p["rate_hz"]))  # see so101_node: re-sends need history
+        self.joint_pub = self.create_publisher(JointState, "joint_states", depth)
+        self.leader_pub = self.create_publisher(JointState, "leader/joint_states", depth)
+        self.cube_pub = self.create_publisher(PoseStamped, "cube_pose", 10)
+        self.camera_pubs = {name: self.create_publisher(Image, f"cameras/{name}/image_raw", 5)
+                            for name in self.p["cameras"]}
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10)
+        self.create_subscription(EpisodeStatus, "episode_status", self._on_episode_status, 10)
+        self.create_service(Trigger, "reset", self._on_reset)
+        self.create_service(Trigger, "start_expert", self._on_start_expert)
+        self._episode_state = EpisodeStatus.STATE_IDLE
+        self._render_s = 0.0
+        self._ticks = 0
+        self._expert_reported = False
+        if self.p["expert"]:
+            self._start_expert()
+        self.create_timer(1.0 / self.p["rate_hz"], self._step)
+        if self.camera_pubs:
+            self.create_timer(1.0 / self.p["camera_fps"], self._render)
+        self.create_timer(1.0 / self.p["cube_pose_rate_hz"], self._publish_cube)
+        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
+        self.get_logger().info(
+            f"simulated SO-101 ready in {time.monotonic() - started:.1f} s: cameras "
+            f"{list(self.camera_pubs)} at {self.p['camera_fps']} Hz, "
+            f"{self.p['image_width']}x{self.p['image_height']}; cube at {self._cube_text()}")
+
+    # --- physics ------------------------------------------------------------------------------
+    def _step(self) -> None:
+        now = self.get_clock().now()
+        self._ticks += self.arm.advance(now.nanoseconds * 1e-9)
+        stamp = now.to_msg()
+        msg = JointState(name=list(SO101_JOINTS), position=self.arm.positions.tolist(),
+                         velocity=self.arm.velocities.tolist())
+        msg.header.stamp = stamp
+        self.joint_pub.publish(msg)
+        expert = self.arm.expert
+        if expert is not None:
+            leader = JointState(name=list(SO101_JOINTS), position=self.arm.targets.tolist())
+            leader.header.stamp = stamp
+            self.leader_pub.publish(leader)
+            if expert.done and not self._expert_reported:
+                self._expert_reported = True
+                self.get_logger().info(
+                    f"expert: demonstration done, cube {'picked' if expert.picked else 'NOT picked'} "
+                    f"(rose {expert.highest - expert.cube_start[2]:.3f} m)")
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            trajectory = make_trajectory(
+                msg.joint_names, to_seconds(msg.header.stamp),
+                [to_seconds(point.time_from_start) for point in msg.points],
+                [list(point.positions) for point in msg.points], SO101_JOINTS)
+            self.arm.submit(trajectory, now_seconds(self))
+        except TrajectoryError as error:
+            self.get_logger().error(f"trajectory rejected: {error}")
+
+    # --- scene --------------------------------------------------------------------------------
+    def _reset(self) -> str:
+        self.arm.reset()
+        return f"scene reset (#{self.arm.resets}): cube at {self._cube_text()}"
+
+    def _start_expert(self) -> str:
+        self.arm.expert = ScriptedExpert(self.arm)
+        self._expert_reported = False
+        message = self._reset() + "; the scripted expert demonstrates"
+        self.get_logger().info(message)
+        return message
+
+    def _on_reset(self, _, response: Trigger.Response) -> Trigger.Response:
+        expert = self.arm.expert is not None
+        response.message = self._start_expert() if expert else self._reset()
+        response.success = True
+        return response
+
+    def _on_start_expert(self, _, response: Trigger.Response) -> Trigger.Response:
+        response.message, response.success = self._start_expert(), True
+        return response
+
+    def _on_episode_status(self, msg: EpisodeStatus) -> None:
+        entering = (msg.state == EpisodeStatus.STATE_RESETTING
+                    and self._episode_state != EpisodeStatus.STATE_RESETTING)
+        self._episode_state = msg.state
+        if entering and self.p["reset_on_episode_reset"]:
+            message = self._start_expert() if self.arm.expert is not None else self._reset()
+            self.get_logger().info(f"recorder resetting: {message}")
+
+    def _cube_text(self) -> str:
+        x, y, z = self.arm.cube_position
+        return f"({x:.3f}, {y:.3f}, {z:.3f}) m"
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _render(self) -> None:
+        started = time.monotonic()
+        stamp = self.get_clock().now().to_msg()
+        for name, publisher in self.camera_pubs.items():
+            rgb = np.ascontiguousarray(self.arm.render(name))
+            msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
+                        step=rgb.shape[1] * 3, data=rgb.tobytes())
+            msg.header.stamp, msg.header.frame_id = stamp, f"{name}_camera"
+            publisher.publish(msg)
+        self._render_s = time.monotonic() - started
+
+    def _publish_cube(self) -> None:
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), "world"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, self.arm.cube_position)
+        w, x, y, z = map(float, self.arm.cube_orientation)
+        msg.pose.orientation.w, msg.pose.orientation.x = w, x
+        msg.pose.orientation.y, msg.pose.orientation.z = y, z
+        self.cube_pub.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        expert = self.arm.expert
+        values = {
+            "physics ticks": str(self._ticks),
+            "behind real time (s, skipped)": f"{self.arm.late_s:.3f}",
+            "render time (s, all cameras)": f"{self._render_s:.3f}",
+            "cube": self._cube_text(),
+            "resets": str(self.arm.resets),
+            "expert": "off" if expert is None else f"{expert.phase}, picked={expert.picked}",
+        }
+        level = DiagnosticStatus.WARN if self.arm.late_s > 0 else DiagnosticStatus.OK
+        status = DiagnosticStatus(
+            name=f"{self.get_name()}: simulated SO-101", hardware_id="mujoco", level=level,
+            message="running" if level == DiagnosticStatus.OK else "slower than real time at times",
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self.arm.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(SimNode, args)

