@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "make-test-checkpoint": ("smolvla_ros.policy.tiny_checkpoint",
                              "write a tiny random SmolVLA checkpoint, offline, for tests and demos"),
     "convert": ("smolvla_ros.recording.convert", "turn episode bags into a LeRobotDataset for lerobot-train"),
+    "bringup": ("smolvla_ros.bringup", "run robot/sim, cameras, policy and recorder in one process"),
 }
 
 

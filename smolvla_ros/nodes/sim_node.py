@@ -6,10 +6,14 @@ Publishes ``joint_states`` (radians, the hardware node's names and zeros; calibr
 ``reset`` re-places the cube (seeded) and homes the arm; ``start_expert`` does the same and
 lets the scripted expert demonstrate, publishing ``leader/joint_states`` like a person at a
 leader arm. When the recorder pauses between episodes (RESETTING) the scene resets by itself.
+
+Cameras render on their own thread (rendering is slow on a CPU); one lock guards the
+physics state, held by the renderer only while it reads the scene.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -69,11 +73,14 @@ class SimNode(Node):
         self._render_s = 0.0
         self._ticks = 0
         self._expert_reported = False
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
         if self.p["expert"]:
             self._start_expert()
         self.create_timer(1.0 / self.p["rate_hz"], self._step)
+        self._camera_thread = threading.Thread(target=self._camera_loop, name="sim-cameras", daemon=True)
         if self.camera_pubs:
-            self.create_timer(1.0 / self.p["camera_fps"], self._render)
+            self._camera_thread.start()
         self.create_timer(1.0 / self.p["cube_pose_rate_hz"], self._publish_cube)
         self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
         self.get_logger().info(
@@ -84,15 +91,17 @@ class SimNode(Node):
     # --- physics ------------------------------------------------------------------------------
     def _step(self) -> None:
         now = self.get_clock().now()
-        self._ticks += self.arm.advance(now.nanoseconds * 1e-9)
+        with self.lock:
+            self._ticks += self.arm.advance(now.nanoseconds * 1e-9)
+            positions, velocities, targets = self.arm.positions, self.arm.velocities, self.arm.targets
         stamp = now.to_msg()
-        msg = JointState(name=list(SO101_JOINTS), position=self.arm.positions.tolist(),
-                         velocity=self.arm.velocities.tolist())
+        msg = JointState(name=list(SO101_JOINTS), position=positions.tolist(),
+                         velocity=velocities.tolist())
         msg.header.stamp = stamp
         self.joint_pub.publish(msg)
         expert = self.arm.expert
         if expert is not None:
-            leader = JointState(name=list(SO101_JOINTS), position=self.arm.targets.tolist())
+            leader = JointState(name=list(SO101_JOINTS), position=targets.tolist())
             leader.header.stamp = stamp
             self.leader_pub.publish(leader)
             if expert.done and not self._expert_reported:
@@ -107,17 +116,20 @@ class SimNode(Node):
                 msg.joint_names, to_seconds(msg.header.stamp),
                 [to_seconds(point.time_from_start) for point in msg.points],
                 [list(point.positions) for point in msg.points], SO101_JOINTS)
-            self.arm.submit(trajectory, now_seconds(self))
+            with self.lock:
+                self.arm.submit(trajectory, now_seconds(self))
         except TrajectoryError as error:
             self.get_logger().error(f"trajectory rejected: {error}")
 
     # --- scene --------------------------------------------------------------------------------
     def _reset(self) -> str:
-        self.arm.reset()
+        with self.lock:
+            self.arm.reset()
         return f"scene reset (#{self.arm.resets}): cube at {self._cube_text()}"
 
     def _start_expert(self) -> str:
-        self.arm.expert = ScriptedExpert(self.arm)
+        with self.lock:
+            self.arm.expert = ScriptedExpert(self.arm)
         self._expert_reported = False
         message = self._reset() + "; the scripted expert demonstrates"
         self.get_logger().info(message)
@@ -134,28 +146,36 @@ class SimNode(Node):
         return response
 
     def _on_episode_status(self, msg: EpisodeStatus) -> None:
-        entering = (msg.state == EpisodeStatus.STATE_RESETTING
-                    and self._episode_state != EpisodeStatus.STATE_RESETTING)
-        self._episode_state = msg.state
-        if entering and self.p["reset_on_episode_reset"]:
+        """Reset when the recorder pauses between episodes; with the expert on, a first
+        episode (recording after idle) also gets a fresh demonstration from the start."""
+        before, self._episode_state = self._episode_state, msg.state
+        resetting = msg.state == EpisodeStatus.STATE_RESETTING and before != msg.state
+        first = (msg.state == EpisodeStatus.STATE_RECORDING and before == EpisodeStatus.STATE_IDLE
+                 and self.arm.expert is not None)
+        if self.p["reset_on_episode_reset"] and (resetting or first):
             message = self._start_expert() if self.arm.expert is not None else self._reset()
-            self.get_logger().info(f"recorder resetting: {message}")
+            self.get_logger().info(f"recorder {'resetting' if resetting else 'started'}: {message}")
 
     def _cube_text(self) -> str:
         x, y, z = self.arm.cube_position
         return f"({x:.3f}, {y:.3f}, {z:.3f}) m"
 
     # --- outputs ------------------------------------------------------------------------------
-    def _render(self) -> None:
-        started = time.monotonic()
-        stamp = self.get_clock().now().to_msg()
-        for name, publisher in self.camera_pubs.items():
-            rgb = np.ascontiguousarray(self.arm.render(name))
-            msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
-                        step=rgb.shape[1] * 3, data=rgb.tobytes())
-            msg.header.stamp, msg.header.frame_id = stamp, f"{name}_camera"
-            publisher.publish(msg)
-        self._render_s = time.monotonic() - started
+    def _camera_loop(self) -> None:
+        period = 1.0 / self.p["camera_fps"]
+        next_frame = time.monotonic()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            for name, publisher in self.camera_pubs.items():
+                stamp = self.get_clock().now().to_msg()
+                rgb = np.ascontiguousarray(self.arm.render(name, self.lock))
+                msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
+                            step=rgb.shape[1] * 3, data=rgb.tobytes())
+                msg.header.stamp, msg.header.frame_id = stamp, f"{name}_camera"
+                publisher.publish(msg)
+            self._render_s = time.monotonic() - started
+            next_frame = max(next_frame + period, time.monotonic())  # late: next one now
+            self._stop.wait(next_frame - time.monotonic())
 
     def _publish_cube(self) -> None:
         msg = PoseStamped()
@@ -186,6 +206,9 @@ class SimNode(Node):
         self.diagnostics_pub.publish(array)
 
     def destroy_node(self) -> None:
+        self._stop.set()
+        if self._camera_thread.is_alive():
+            self._camera_thread.join(timeout=5)
         self.arm.close()
         super().destroy_node()
 

@@ -12,6 +12,7 @@ at the model's 2 ms timestep, caught up to real time on each ``advance(now)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -143,17 +144,21 @@ class SimArm:
         return ticks
 
     # --- cameras ----------------------------------------------------------------------------
-    def render(self, camera: str) -> np.ndarray:
-        """An RGB image (H, W, 3) from ``front`` (fixed) or ``wrist`` (rides on the gripper)."""
+    def render(self, camera: str, lock=contextlib.nullcontext()) -> np.ndarray:
+        """An RGB image (H, W, 3) from ``front`` (fixed) or ``wrist`` (rides on the gripper).
+
+        Call it from one thread only (its GL context stays with that thread). ``lock`` is
+        held only while the scene is read from the physics state, not while drawing, so a
+        camera thread keeps physics running at real time.
+        """
         mujoco = self._mujoco
+        if camera not in CAMERAS:
+            raise ValueError(f"unknown camera '{camera}'; the simulation has {list(CAMERAS)}")
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.config.image_height, self.config.image_width)
-        if camera == "wrist":
-            self._renderer.update_scene(self.data, camera=self._wrist_camera())
-        elif camera == "front":
-            self._renderer.update_scene(self.data, camera="front")
-        else:
-            raise ValueError(f"unknown camera '{camera}'; the simulation has {list(CAMERAS)}")
+        with lock:
+            view = self._wrist_camera() if camera == "wrist" else "front"
+            self._renderer.update_scene(self.data, camera=view)
         flags = self._renderer.scene.flags  # shadows and reflections cost 5x on a CPU renderer
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         return self._renderer.render()
