@@ -144,7 +144,7 @@ class SimArm:
         return ticks
 
     # --- cameras ----------------------------------------------------------------------------
-    def render(self, camera: str, lock=contextlib.nullcontext()) -> np.ndarray:
+    def render(self, camera: str, lock=None) -> np.ndarray:
         """An RGB image (H, W, 3) from ``front`` (fixed) or ``wrist`` (rides on the gripper).
 
         Call it from one thread only (its GL context stays with that thread). ``lock`` is
@@ -156,7 +156,7 @@ class SimArm:
             raise ValueError(f"unknown camera '{camera}'; the simulation has {list(CAMERAS)}")
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.config.image_height, self.config.image_width)
-        with lock:
+        with lock or contextlib.nullcontext():
             view = self._wrist_camera() if camera == "wrist" else "front"
             self._renderer.update_scene(self.data, camera=view)
         flags = self._renderer.scene.flags  # shadows and reflections cost 5x on a CPU renderer
