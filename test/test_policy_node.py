@@ -157,6 +157,9 @@ def test_empty_instruction_holds_and_stops_inference(policy, probe):
     assert wait_for(lambda: len(probe.messages("action_chunk")[-1].points) == 1)
     hold = probe.messages("action_chunk")[-1]
     np.testing.assert_allclose(hold.points[0].positions, JOINTS)
+    # Timed from arrival (stamp 0), one control period later: never in the past on arrival.
+    assert to_seconds(hold.header.stamp) == 0.0
+    assert to_seconds(hold.points[0].time_from_start) == pytest.approx(1 / 30)
     assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_IDLE)
     count = len(probe.messages("action_chunk"))
     time.sleep(2.0)  # longer than a chunk's half: an inferring node would have published

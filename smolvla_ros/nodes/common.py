@@ -8,6 +8,10 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from trajectory_msgs.msg import JointTrajectory
+
+from smolvla_ros.nodes.ros_time import to_seconds
+from smolvla_ros.trajectory import Trajectory, make_trajectory
 
 
 def declare_parameters(node: Node, table: dict[str, tuple[object, str]]) -> dict[str, object]:
@@ -30,6 +34,13 @@ def core_logger(node: Node) -> Callable[[str, str], None]:
         else:
             logger.info(message)
     return log
+
+
+def trajectory_from_msg(msg: JointTrajectory, known_joints) -> Trajectory:
+    """The core's Trajectory from a message; raises TrajectoryError for a malformed one."""
+    return make_trajectory(msg.joint_names, to_seconds(msg.header.stamp),
+                           [to_seconds(point.time_from_start) for point in msg.points],
+                           [list(point.positions) for point in msg.points], known_joints)
 
 
 def run(node_class: type[Node], args: list[str] | None = None) -> int:

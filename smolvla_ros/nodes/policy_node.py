@@ -193,8 +193,8 @@ class PolicyNode(Node):
         msg = JointTrajectory(joint_names=list(chunk.joint_names))
         msg.header.stamp = to_time(chunk.stamp)
         for k, positions in enumerate(chunk.positions):
-            msg.points.append(JointTrajectoryPoint(positions=positions.tolist(),
-                                                   time_from_start=to_duration(k / chunk.fps)))
+            at = to_duration(chunk.first_s + k / chunk.fps)
+            msg.points.append(JointTrajectoryPoint(positions=positions.tolist(), time_from_start=at))
         self.chunk_pub.publish(msg)
 
     # --- status --------------------------------------------------------------------------------------

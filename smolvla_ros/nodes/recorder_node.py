@@ -31,7 +31,7 @@ from smolvla_ros.recording.episode import (
 )
 
 DEFAULT_TOPICS = ["joint_states", "leader/joint_states", "task_instruction", "action_chunk",
-                  "policy_status"]
+                  "policy_status", "cube_pose"]  # cube_pose: the simulation's, to tell success
 CAMERA_PREFIX = "cameras/"
 
 PARAMETERS = {

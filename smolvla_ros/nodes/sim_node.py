@@ -25,11 +25,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.msg import EpisodeStatus
-from smolvla_ros.nodes.common import declare_parameters, run
-from smolvla_ros.nodes.ros_time import now_seconds, to_seconds
+from smolvla_ros.nodes.common import declare_parameters, run, trajectory_from_msg
+from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert
-from smolvla_ros.trajectory import TrajectoryError, make_trajectory
+from smolvla_ros.trajectory import TrajectoryError
 from smolvla_ros.units import SO101_JOINTS
 
 PARAMETERS = {
@@ -112,10 +112,7 @@ class SimNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
-            trajectory = make_trajectory(
-                msg.joint_names, to_seconds(msg.header.stamp),
-                [to_seconds(point.time_from_start) for point in msg.points],
-                [list(point.positions) for point in msg.points], SO101_JOINTS)
+            trajectory = trajectory_from_msg(msg, SO101_JOINTS)
             with self.lock:
                 self.arm.submit(trajectory, now_seconds(self))
         except TrajectoryError as error:

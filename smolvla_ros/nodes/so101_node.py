@@ -22,8 +22,8 @@ from smolvla_ros.arm_controller import FOLLOWER, LEADER, ArmController, ArmContr
 from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, FeetechBus
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
-from smolvla_ros.nodes.common import core_logger, declare_parameters, run
-from smolvla_ros.nodes.ros_time import now_seconds, to_seconds
+from smolvla_ros.nodes.common import core_logger, declare_parameters, run, trajectory_from_msg
+from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.trajectory import TrajectoryError, make_trajectory
 from smolvla_ros.units import ArmUnits
 
@@ -159,10 +159,7 @@ class SO101Node(Node):
     # --- callbacks (executor thread) ------------------------------------------------------------
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
-            trajectory = make_trajectory(
-                msg.joint_names, to_seconds(msg.header.stamp),
-                [to_seconds(point.time_from_start) for point in msg.points],
-                [list(point.positions) for point in msg.points], SO101_MOTORS)
+            trajectory = trajectory_from_msg(msg, SO101_MOTORS)
             skipped = self.controller.submit(trajectory, now_seconds(self))
         except (TrajectoryError, RuntimeError) as error:
             self.get_logger().error(f"trajectory rejected: {error}")

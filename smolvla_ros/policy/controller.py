@@ -68,12 +68,14 @@ class _Observation:
 
 @dataclass
 class ChunkOut:
-    """What the node publishes: positions (n, joints) in radians, point k at stamp + k/fps."""
+    """What the node publishes: positions (n, joints) in radians, point k at
+    stamp + first_s + k/fps; stamp 0 means "from arrival" (trajectory semantics)."""
 
     stamp: float
     joint_names: tuple[str, ...]
     positions: np.ndarray
     fps: float
+    first_s: float = 0.0
 
 
 Log = Callable[[str, str], None]
@@ -284,12 +286,14 @@ class PolicyController:
                     self._log("error", f"publishing a chunk failed: {error!r}")
 
     def _hold(self, now: float) -> None:
-        """Publish one point at the current position (reached by the next control tick)."""
+        """Publish one point at the current position, one control period after it arrives:
+        timed from arrival, it cannot come too late however slow the machine or the network
+        (timed from ``now`` it did, and the arm rejected it)."""
         if self._joints is None:
             return
         try:
-            self._publish(ChunkOut(now + 1.0 / self.config.fps, self.units.joints,
-                                   self._joints[1][None, :], self.config.fps))
+            self._publish(ChunkOut(0.0, self.units.joints, self._joints[1][None, :], self.config.fps,
+                                   first_s=1.0 / self.config.fps))
         except Exception as error:  # a failing publisher must not end the caller's callback
             self._log("error", f"publishing a hold failed: {error!r}")
 
