@@ -78,13 +78,13 @@ def test_sim_bringup_moves_the_arm_records_and_converts(tmp_path, tiny_checkpoin
     assert error(2) < 0.85 * min(error(50), error(-50))
 
 
-@pytest.mark.parametrize("launch_file", ["bringup.launch.py", "record.launch.py"])
+@pytest.mark.parametrize("launch_file", ["bringup.launch.py", "record.launch.py", "teleop.launch.py"])
 @pytest.mark.parametrize("robot", ["sim", "so101", "mock"])
 def test_launch_description_builds_for_each_robot(launch_file, robot):
     if importlib.util.find_spec("launch_ros") is None:
         pytest.skip("launch_ros is not importable (pip-only install; it comes with a system ROS 2)")
-    if launch_file == "record.launch.py" and robot == "mock":
-        pytest.skip("record.launch.py records from sim or a real so101 pair")
+    if (launch_file, robot) in (("record.launch.py", "mock"), ("teleop.launch.py", "sim")):
+        pytest.skip(f"{launch_file} has no robot:={robot}")
     from launch import LaunchContext, LaunchDescription
     from launch.actions import OpaqueFunction
 
@@ -101,3 +101,5 @@ def test_launch_description_builds_for_each_robot(launch_file, robot):
     executables = {getattr(a, "node_executable", None) for a in opaque.execute(context)}
     expected = {"sim": {"sim_node"}, "so101": {"so101_node", "camera_node"}, "mock": {"so101_node"}}
     assert expected[robot] <= executables
+    if launch_file != "teleop.launch.py":
+        assert {"recorder_node" if launch_file == "record.launch.py" else "policy_node"} <= executables
