@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-    from smolvla_ros.bringup_monitor import Monitor
+    from smolvla_ros.nodes.bringup_monitor import Monitor
 
     parameters = node_parameters(args)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="smolvla_bringup_", delete=False) as file:
