@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROBOTS = ("sim", "so101", "mock")
 
 
@@ -53,6 +51,8 @@ def config_dir() -> Path:
 
 def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     """{node name: parameters}: each node's YAML file, then what the command line sets."""
+    import yaml
+
     folder = args.config_dir or config_dir()
 
     def load(name: str) -> dict:
@@ -101,6 +101,7 @@ def _node_classes() -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
+    import yaml
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from smolvla_ros.nodes.bringup_monitor import Monitor

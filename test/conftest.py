@@ -29,6 +29,7 @@ os.environ.update(
     ROS_DOMAIN_ID=_DOMAIN_ID,
     ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
     ROS_LOG_DIR=_LOG_DIR,
+    MUJOCO_GL="egl",  # headless: chosen when mujoco is first imported, whichever test does it
 )
 
 

@@ -26,6 +26,8 @@ CONTROL_PERIOD_S = 0.01  # trajectory sampled (and the expert's target followed)
 EXPERT_PERIOD_S = 0.1  # the scripted expert's control step (the package's control_dt)
 MAX_CATCH_UP_S = 0.25  # behind real time by more than this: skip ahead rather than spiral
 CAMERAS = ("front", "wrist")
+# Offscreen rendering; MuJoCo picks its GL backend when first imported, so set it before.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 @dataclass
@@ -49,7 +51,6 @@ class SimArm:
     """The scene, its physics clock, the trajectory executor and offscreen cameras."""
 
     def __init__(self, config: SimConfig):
-        os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen; must precede the first import
         import mujoco
         from lerobot_env_so101.mujoco_env import GymRenderingSpec
         from lerobot_env_so101.pick_place_env import SO101PickPlaceGymEnv
