@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise  # Ctrl-C during a message's conversion reads as this error: see nodes.common
     except ValueError as error:  # a node refused its parameters
         print(f"bringup: {error}", file=sys.stderr)
         status = 1

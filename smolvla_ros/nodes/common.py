@@ -53,6 +53,11 @@ def run(node_class: type[Node], args: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        # Ctrl-C landed while rclpy was turning a received message into Python: pybind11
+        # reports the interrupted conversion as "Unable to convert call argument". A stop.
     except ValueError as error:
         rclpy.logging.get_logger(node_class.__name__).fatal(str(error))
         return 1
