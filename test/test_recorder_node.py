@@ -108,6 +108,8 @@ def test_stopped_mid_episode_the_bag_stays_readable(tmp_path, probe, kill):
     node.process.send_signal(kill)
     node.process.wait(timeout=30)
     node.stop()
+    if kill == signal.SIGTERM:  # a clean stop, the episode closed on the way out
+        assert node.process.returncode == 0, node.output()
     folder = tmp_path / "episode_000000"
     if kill == signal.SIGKILL:
         assert not (folder / "metadata.yaml").exists()

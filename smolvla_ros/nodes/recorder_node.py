@@ -244,6 +244,8 @@ class RecorderNode(Node):
         self._publish_status(writer)
 
     def _publish_status(self, writer: EpisodeWriter | None = None) -> None:
+        if not self.context.ok():
+            return  # shutting down after Ctrl-C or SIGTERM: nobody to tell, the bag is closed
         writer = writer or self.writer
         msg = EpisodeStatus(state=self.state, message=self.message, task=self.task)
         msg.header.stamp = self.get_clock().now().to_msg()
