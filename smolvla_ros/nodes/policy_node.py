@@ -190,6 +190,8 @@ class PolicyNode(Node):
         return response
 
     def _publish_chunk(self, chunk: ChunkOut) -> None:
+        if not self.context.ok():
+            return  # an inference that finished during shutdown: nobody left to move
         msg = JointTrajectory(joint_names=list(chunk.joint_names))
         msg.header.stamp = to_time(chunk.stamp)
         for k, positions in enumerate(chunk.positions):
