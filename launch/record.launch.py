@@ -25,7 +25,8 @@ ARGUMENTS = {
     "episode_duration_s": ("10.0", "length of each episode"),
     "reset_duration_s": ("3.0", "pause between episodes"),
     "num_episodes": ("0", "stop after this many (0 = until Ctrl-C)"),
-    "instruction": ("pick up the cube", "the task text, published once after 15 s (starts recording)"),
+    "instruction": ("pick up the cube", "the task text, published once after 15 s (starts recording; "
+                                        "needs ros2cli); empty = publish it yourself"),
     "config_dir": ("", "folder with the YAML files; empty = the package's"),
 }
 
@@ -56,11 +57,13 @@ def _nodes(context):
                  parameters=[f"{config}/camera.yaml", {"names": arg("camera_names").split(","),
                                                        "devices": arg("camera_devices").split(",")}]),
         ]
-    instruction = TimerAction(period=15.0, actions=[ExecuteProcess(cmd=[
-        "ros2", "topic", "pub", "--once", "task_instruction", "std_msgs/msg/String",
-        f"{{data: '{arg('instruction')}'}}"], output="screen")])
-    return robot + [Node(package="smolvla_ros", executable="recorder_node", output="screen",
-                         parameters=[f"{config}/recorder.yaml", recorder]), instruction]
+    actions = robot + [Node(package="smolvla_ros", executable="recorder_node", output="screen",
+                            parameters=[f"{config}/recorder.yaml", recorder])]
+    if arg("instruction"):
+        actions.append(TimerAction(period=15.0, actions=[ExecuteProcess(cmd=[
+            "ros2", "topic", "pub", "--once", "task_instruction", "std_msgs/msg/String",
+            f"{{data: '{arg('instruction')}'}}"], output="screen")]))
+    return actions
 
 
 def generate_launch_description():

@@ -56,7 +56,7 @@ class Camera:
 
         log = self.node.get_logger()
         period = 1.0 / self.p["fps"]
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.node.context.ok():
             capture = self._open()
             if capture is None:
                 log.error(f"camera '{self.name}': cannot open '{self.device}'; retrying every "
@@ -75,6 +75,8 @@ class Camera:
                             step=rgb.shape[1] * 3, data=rgb.tobytes())
                 msg.header.stamp = self.node.get_clock().now().to_msg()
                 msg.header.frame_id = f"{self.name}_camera"
+                if not self.node.context.ok():
+                    break  # shutting down (Ctrl-C): the publisher is gone
                 self.publisher.publish(msg)
                 self.frames += 1
                 next_frame += period  # a file plays at fps; a camera paces itself anyway

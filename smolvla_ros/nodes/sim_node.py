@@ -5,7 +5,8 @@ Publishes ``joint_states`` (radians, the hardware node's names and zeros; calibr
 ``cube_pose``; executes ``action_chunk`` with the hardware node's trajectory code. Service
 ``reset`` re-places the cube (seeded) and homes the arm; ``start_expert`` does the same and
 lets the scripted expert demonstrate, publishing ``leader/joint_states`` like a person at a
-leader arm. When the recorder pauses between episodes (RESETTING) the scene resets by itself.
+leader arm. When the recorder pauses between episodes (RESETTING) the scene resets by itself,
+and with the expert on each recorded episode gets a whole demonstration.
 
 Cameras render on their own thread (rendering is slow on a CPU); one lock guards the
 physics state, held by the renderer only while it reads the scene.
@@ -73,6 +74,7 @@ class SimNode(Node):
         self._render_s = 0.0
         self._ticks = 0
         self._expert_reported = False
+        self._expert_mode = False  # the expert demonstrates (or waits for the next episode)
         self.lock = threading.Lock()
         self._stop = threading.Event()
         if self.p["expert"]:
@@ -114,7 +116,8 @@ class SimNode(Node):
         try:
             trajectory = trajectory_from_msg(msg, SO101_JOINTS)
             with self.lock:
-                self.arm.submit(trajectory, now_seconds(self))
+                self.arm.submit(trajectory, now_seconds(self))  # someone else drives: no expert
+            self._expert_mode = False
         except TrajectoryError as error:
             self.get_logger().error(f"trajectory rejected: {error}")
 
@@ -124,17 +127,19 @@ class SimNode(Node):
             self.arm.reset()
         return f"scene reset (#{self.arm.resets}): cube at {self._cube_text()}"
 
-    def _start_expert(self) -> str:
+    def _start_expert(self, reset: bool = True) -> str:
+        """The expert demonstrates from the start, for the cube where it lies (after a reset)."""
+        self._expert_mode = True
+        message = self._reset() if reset else f"cube at {self._cube_text()}"
         with self.lock:
             self.arm.expert = ScriptedExpert(self.arm)
         self._expert_reported = False
-        message = self._reset() + "; the scripted expert demonstrates"
+        message += "; the scripted expert demonstrates"
         self.get_logger().info(message)
         return message
 
     def _on_reset(self, _, response: Trigger.Response) -> Trigger.Response:
-        expert = self.arm.expert is not None
-        response.message = self._start_expert() if expert else self._reset()
+        response.message = self._start_expert() if self._expert_mode else self._reset()
         response.success = True
         return response
 
@@ -143,15 +148,21 @@ class SimNode(Node):
         return response
 
     def _on_episode_status(self, msg: EpisodeStatus) -> None:
-        """Reset when the recorder pauses between episodes; with the expert on, a first
-        episode (recording after idle) also gets a fresh demonstration from the start."""
+        """Follow the recorder's episodes: its reset pause re-places the cube and homes the
+        arm (the expert waits); with the expert on, each episode's recording starts a fresh
+        demonstration, so every episode holds a whole one."""
         before, self._episode_state = self._episode_state, msg.state
-        resetting = msg.state == EpisodeStatus.STATE_RESETTING and before != msg.state
-        first = (msg.state == EpisodeStatus.STATE_RECORDING and before == EpisodeStatus.STATE_IDLE
-                 and self.arm.expert is not None)
-        if self.p["reset_on_episode_reset"] and (resetting or first):
-            message = self._start_expert() if self.arm.expert is not None else self._reset()
-            self.get_logger().info(f"recorder {'resetting' if resetting else 'started'}: {message}")
+        if not self.p["reset_on_episode_reset"] or msg.state == before:
+            return
+        if msg.state == EpisodeStatus.STATE_RESETTING:
+            message = self._reset()
+            if self._expert_mode:
+                with self.lock:
+                    self.arm.expert = None
+                message += "; the expert waits for the next episode"
+            self.get_logger().info(f"recorder resetting: {message}")
+        elif msg.state == EpisodeStatus.STATE_RECORDING and self._expert_mode:
+            self._start_expert(reset=before != EpisodeStatus.STATE_RESETTING)
 
     def _cube_text(self) -> str:
         x, y, z = self.arm.cube_position
@@ -169,6 +180,8 @@ class SimNode(Node):
                 msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
                             step=rgb.shape[1] * 3, data=rgb.tobytes())
                 msg.header.stamp, msg.header.frame_id = stamp, f"{name}_camera"
+                if not self.context.ok():
+                    return  # shutting down (Ctrl-C): the publisher is gone
                 publisher.publish(msg)
             self._render_s = time.monotonic() - started
             next_frame = max(next_frame + period, time.monotonic())  # late: next one now
