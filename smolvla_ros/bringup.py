@@ -105,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from smolvla_ros.nodes.bringup_monitor import Monitor
+    from smolvla_ros.nodes.common import install_ctrl_c_handler, stopped_by_ctrl_c
 
     parameters = node_parameters(args)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="smolvla_bringup_", delete=False) as file:
         yaml.safe_dump({name: {"ros__parameters": values} for name, values in parameters.items()}, file)
+    install_ctrl_c_handler()
     rclpy.init(args=["--ros-args", "--params-file", file.name])
     nodes, executor, monitor = [], MultiThreadedExecutor(num_threads=4), None
     status = 0
@@ -128,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:
-        if rclpy.ok():
-            raise  # Ctrl-C during a message's conversion reads as this error: see nodes.common
+        if not stopped_by_ctrl_c():
+            raise  # else Ctrl-C during a message's conversion: see nodes.common
     except ValueError as error:  # a node refused its parameters
         print(f"bringup: {error}", file=sys.stderr)
         status = 1

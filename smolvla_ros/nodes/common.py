@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 
 import rclpy
@@ -43,9 +45,33 @@ def trajectory_from_msg(msg: JointTrajectory, known_joints) -> Trajectory:
                            [list(point.positions) for point in msg.points], known_joints)
 
 
+_CTRL_C = threading.Event()
+
+
+def _on_ctrl_c(signum, frame):
+    _CTRL_C.set()
+    raise KeyboardInterrupt
+
+
+def install_ctrl_c_handler() -> None:
+    """Call before rclpy.init, which chains its own handler to this one.
+
+    A Ctrl-C raises KeyboardInterrupt wherever Python is; when that is inside rclpy's
+    conversion of a received message, pybind11 reports it as RuntimeError("Unable to convert
+    call argument"). Remembering the Ctrl-C first lets ``stopped_by_ctrl_c`` tell that
+    error from a real one (rclpy shuts its context down on a thread of its own: too late).
+    """
+    signal.signal(signal.SIGINT, _on_ctrl_c)
+
+
+def stopped_by_ctrl_c() -> bool:
+    return _CTRL_C.is_set() or not rclpy.ok()
+
+
 def run(node_class: type[Node], args: list[str] | None = None) -> int:
     """rclpy.init, spin until Ctrl-C or SIGTERM, shut down cleanly. A ValueError from the
     node's constructor (a bad parameter) is one fatal line and exit status 1."""
+    install_ctrl_c_handler()
     rclpy.init(args=args)
     node = None
     try:
@@ -54,10 +80,8 @@ def run(node_class: type[Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:
-        if rclpy.ok():
+        if not stopped_by_ctrl_c():
             raise
-        # Ctrl-C landed while rclpy was turning a received message into Python: pybind11
-        # reports the interrupted conversion as "Unable to convert call argument". A stop.
     except ValueError as error:
         rclpy.logging.get_logger(node_class.__name__).fatal(str(error))
         return 1
