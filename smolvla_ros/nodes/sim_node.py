@@ -36,7 +36,7 @@ from smolvla_ros.units import SO101_JOINTS
 PARAMETERS = {
     "rate_hz": (100.0, "physics catch-up and joint_states rate"),
     "cameras": (list(CAMERAS), "cameras to render: front (fixed), wrist (on the gripper)"),
-    "camera_fps": (5.0, "camera rate; software rendering costs ~50 ms per image on a laptop CPU"),
+    "camera_fps": (5.0, "camera rate; a CPU renders each image in ~30-40 ms (bench/sim_speed.py)"),
     "image_width": (128, "camera image width (small by default: rendering is on the CPU here)"),
     "image_height": (96, "camera image height"),
     "seed": (0, "cube placement seed; each reset uses seed + number of resets"),

@@ -160,7 +160,7 @@ class SimArm:
         with lock or contextlib.nullcontext():
             view = self._wrist_camera() if camera == "wrist" else "front"
             self._renderer.update_scene(self.data, camera=view)
-        flags = self._renderer.scene.flags  # shadows and reflections cost 5x on a CPU renderer
+        flags = self._renderer.scene.flags  # with shadows and reflections (and multisampling) a CPU image costs 9x
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         return self._renderer.render()
 
