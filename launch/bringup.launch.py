@@ -30,6 +30,13 @@ ARGUMENTS = {
 }
 
 
+def _parameter(config: str, node: str, name: str):
+    import yaml
+
+    with open(f"{config}/{node}.yaml") as file:
+        return yaml.safe_load(file)["/**"]["ros__parameters"][name]
+
+
 def _nodes(context):
     def arg(name):
         return LaunchConfiguration(name).perform(context)
@@ -56,11 +63,12 @@ def _nodes(context):
                             parameters=[f"{config}/camera.yaml",
                                         {"names": arg("camera_names").split(","),
                                          "devices": arg("camera_devices").split(",")}]))
+    policy = {"policy_path": arg("policy_path"), "device": arg("device"), "robot_id": calibration_id}
+    if robot == "sim":  # CPU-rendered cameras run at a few Hz: allow an image 3 frames old
+        policy["stale_after_s"] = max(_parameter(config, "policy", "stale_after_s"),
+                                      3.0 / _parameter(config, "sim", "camera_fps"))
     actions.append(Node(package="smolvla_ros", executable="policy_node", output="screen",
-                        parameters=[f"{config}/policy.yaml",
-                                    {"policy_path": arg("policy_path"), "device": arg("device"),
-                                     "robot_id": calibration_id}],
-                        remappings=camera_remaps))
+                        parameters=[f"{config}/policy.yaml", policy], remappings=camera_remaps))
     if arg("record").lower() == "true":
         actions.append(Node(package="smolvla_ros", executable="recorder_node", output="screen",
                             parameters=[f"{config}/recorder.yaml",
