@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from smolvla_ros.nodes.bringup_monitor import Monitor
-    from smolvla_ros.nodes.common import install_ctrl_c_handler, stopped_by_ctrl_c
+    from smolvla_ros.nodes.common import (
+        freeze_startup_objects, install_ctrl_c_handler, stopped_by_ctrl_c,
+    )
 
     parameters = node_parameters(args)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="smolvla_bringup_", delete=False) as file:
@@ -119,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         for name in parameters:
             nodes.append(classes[name]())
             executor.add_node(nodes[-1])
+        freeze_startup_objects()
         monitor = Monitor(args.instruction, listeners=1 + ("recorder_node" in parameters))
         nodes.append(monitor)
         executor.add_node(monitor)

@@ -22,7 +22,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from smolvla_ros.calibration import calibration_path, load_calibration
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
-from smolvla_ros.nodes.common import core_logger, declare_parameters, run
+from smolvla_ros.nodes.common import core_logger, declare_parameters, freeze_startup_objects, run
 from smolvla_ros.nodes.ros_time import now_seconds, to_duration, to_seconds, to_time
 from smolvla_ros.policy.controller import (
     ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
@@ -123,6 +123,7 @@ class PolicyNode(Node):
             self.get_logger().error(self._load_error)
             self._publish_status()
             return
+        freeze_startup_objects()  # the model, loaded after the node started
         try:
             self.controller = PolicyController(
                 self.runtime, self.units, PolicyControllerConfig(

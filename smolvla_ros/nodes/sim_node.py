@@ -8,8 +8,8 @@ lets the scripted expert demonstrate, publishing ``leader/joint_states`` like a 
 leader arm. When the recorder pauses between episodes (RESETTING) the scene resets by itself,
 and with the expert on each recorded episode gets a whole demonstration.
 
-Cameras render on their own thread (rendering is slow on a CPU); one lock guards the
-physics state, held by the renderer only while it reads the scene.
+Physics and cameras run on threads of their own (rendering is slow on a CPU); one lock
+guards the physics state, held by the renderer only while it reads the scene.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class SimNode(Node):
         self._stop = threading.Event()
         if self.p["expert"]:
             self._start_expert()
-        self.create_timer(1.0 / self.p["rate_hz"], self._step)
+        self._physics_thread = threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True)
+        self._physics_thread.start()
         self._camera_thread = threading.Thread(target=self._camera_loop, name="sim-cameras", daemon=True)
         if self.camera_pubs:
             self._camera_thread.start()
@@ -91,6 +92,16 @@ class SimNode(Node):
             f"{self.p['image_width']}x{self.p['image_height']}; cube at {self._cube_text()}")
 
     # --- physics ------------------------------------------------------------------------------
+    def _physics_loop(self) -> None:
+        """Its own thread, like so101_node's control loop: joint_states keep their rate even
+        when the executor is busy (one-process bringup shares it with every node)."""
+        period = 1.0 / self.p["rate_hz"]
+        next_tick = time.monotonic()
+        while not self._stop.is_set() and self.context.ok():
+            self._step()
+            next_tick = max(next_tick + period, time.monotonic() - period)  # late: no burst
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
     def _step(self) -> None:
         now = self.get_clock().now()
         with self.lock:
@@ -100,6 +111,8 @@ class SimNode(Node):
         msg = JointState(name=list(SO101_JOINTS), position=positions.tolist(),
                          velocity=velocities.tolist())
         msg.header.stamp = stamp
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C): the publishers are gone
         self.joint_pub.publish(msg)
         expert = self.arm.expert
         if expert is not None:
@@ -217,6 +230,7 @@ class SimNode(Node):
 
     def destroy_node(self) -> None:
         self._stop.set()
+        self._physics_thread.join(timeout=5)
         if self._camera_thread.is_alive():
             self._camera_thread.join(timeout=5)
         self.arm.close()
