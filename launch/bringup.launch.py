@@ -7,11 +7,7 @@ Each node reads its YAML file from config/ (the same files `smolvla-ros bringup`
 the arguments below override them.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from smolvla_ros.nodes.launching import Arguments, description, instruction_after, node
 
 ARGUMENTS = {
     "robot": ("sim", "sim (MuJoCo), so101 (the arm on port) or mock (emulated bus)"),
@@ -30,60 +26,35 @@ ARGUMENTS = {
 }
 
 
-def _parameter(config: str, node: str, name: str):
-    import yaml
-
-    with open(f"{config}/{node}.yaml") as file:
-        return yaml.safe_load(file)["/**"]["ros__parameters"][name]
-
-
-def _nodes(context):
-    def arg(name):
-        return LaunchConfiguration(name).perform(context)
-
-    config = arg("config_dir") or FindPackageShare("smolvla_ros").perform(context) + "/config"
-    robot = arg("robot")
+def actions(args: Arguments) -> list:
+    robot = args["robot"]
     if robot not in ("sim", "so101", "mock"):
         raise ValueError(f"robot:={robot}: expected sim, so101 or mock")
-    mock_calibration = robot in ("sim", "mock")
-    calibration_id = "mock" if mock_calibration else arg("robot_id")
-    remaps = [tuple(item.split("=", 1)) for item in arg("camera_remap").split(",") if "=" in item]
-    camera_remaps = [(f"cameras/{name}/image_raw", topic) for name, topic in remaps]
-    actions = []
+    calibration_id = "mock" if robot in ("sim", "mock") else args["robot_id"]
+    camera_remaps = [(f"cameras/{name}/image_raw", topic)
+                     for name, topic in (item.split("=", 1) for item in args.list("camera_remap"))]
+    out = []
     if robot == "sim":
-        actions.append(Node(package="smolvla_ros", executable="sim_node", output="screen",
-                            parameters=[f"{config}/sim.yaml"]))
+        out.append(node(args, "sim_node", "sim"))
     else:
-        actions.append(Node(package="smolvla_ros", executable="so101_node", output="screen",
-                            parameters=[f"{config}/so101.yaml",
-                                        {"port": "mock" if robot == "mock" else arg("port"),
-                                         "robot_id": arg("robot_id")}]))
-    if robot == "so101" and arg("use_camera_node").lower() == "true":
-        actions.append(Node(package="smolvla_ros", executable="camera_node", output="screen",
-                            parameters=[f"{config}/camera.yaml",
-                                        {"names": arg("camera_names").split(","),
-                                         "devices": arg("camera_devices").split(",")}]))
-    policy = {"policy_path": arg("policy_path"), "device": arg("device"), "robot_id": calibration_id}
+        out.append(node(args, "so101_node", "so101", {
+            "port": "mock" if robot == "mock" else args["port"], "robot_id": args["robot_id"]}))
+    if robot == "so101" and args.flag("use_camera_node"):
+        out.append(node(args, "camera_node", "camera", {
+            "names": args.list("camera_names"), "devices": args.list("camera_devices")}))
+    policy = {"policy_path": args["policy_path"], "device": args["device"], "robot_id": calibration_id}
     if robot == "sim":  # CPU-rendered cameras run at a few Hz: allow an image 3 frames old
-        policy["stale_after_s"] = max(_parameter(config, "policy", "stale_after_s"),
-                                      3.0 / _parameter(config, "sim", "camera_fps"))
-    actions.append(Node(package="smolvla_ros", executable="policy_node", output="screen",
-                        parameters=[f"{config}/policy.yaml", policy], remappings=camera_remaps))
-    if arg("record").lower() == "true":
-        actions.append(Node(package="smolvla_ros", executable="recorder_node", output="screen",
-                            parameters=[f"{config}/recorder.yaml",
-                                        {"output_dir": arg("output_dir"), "start_on_instruction": True,
-                                         "robot_id": calibration_id}],
-                            remappings=camera_remaps))
-    if arg("instruction"):
-        actions.append(TimerAction(period=15.0, actions=[ExecuteProcess(cmd=[
-            "ros2", "topic", "pub", "--once", "task_instruction", "std_msgs/msg/String",
-            f"{{data: '{arg('instruction')}'}}"], output="screen")]))
-    return actions
+        policy["stale_after_s"] = max(args.yaml_value("policy", "stale_after_s"),
+                                      3.0 / args.yaml_value("sim", "camera_fps"))
+    out.append(node(args, "policy_node", "policy", policy, remappings=camera_remaps))
+    if args.flag("record"):
+        out.append(node(args, "recorder_node", "recorder", {
+            "output_dir": args["output_dir"], "start_on_instruction": True,
+            "robot_id": calibration_id}, remappings=camera_remaps))
+    if args["instruction"]:
+        out.append(instruction_after(15.0, args["instruction"]))
+    return out
 
 
 def generate_launch_description():
-    return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, (default, text) in ARGUMENTS.items()]
-        + [OpaqueFunction(function=_nodes)])
+    return description(ARGUMENTS, actions)

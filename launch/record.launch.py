@@ -4,14 +4,11 @@
     ros2 launch smolvla_ros record.launch.py robot:=so101 port:=/dev/ttyACM0 leader_port:=/dev/ttyACM1
 
 Episodes of episode_duration_s with a reset pause between them (the simulated scene resets
-itself during the pause); `smolvla-ros convert` turns the bags into a LeRobotDataset.
+itself during the pause and the expert starts with each episode); `smolvla-ros convert`
+turns the bags into a LeRobotDataset.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from smolvla_ros.nodes.launching import Arguments, description, instruction_after, node
 
 ARGUMENTS = {
     "robot": ("sim", "sim (scripted expert) or so101 (leader arm on leader_port)"),
@@ -31,43 +28,29 @@ ARGUMENTS = {
 }
 
 
-def _nodes(context):
-    def arg(name):
-        return LaunchConfiguration(name).perform(context)
-
-    config = arg("config_dir") or FindPackageShare("smolvla_ros").perform(context) + "/config"
-    recorder = {"output_dir": arg("output_dir"), "start_on_instruction": True,
-                "episode_duration_s": float(arg("episode_duration_s")),
-                "reset_duration_s": float(arg("reset_duration_s")),
-                "num_episodes": int(arg("num_episodes"))}
-    if arg("robot") == "sim":
+def actions(args: Arguments) -> list:
+    recorder = {"output_dir": args["output_dir"], "start_on_instruction": True,
+                "episode_duration_s": float(args["episode_duration_s"]),
+                "reset_duration_s": float(args["reset_duration_s"]),
+                "num_episodes": int(args["num_episodes"])}
+    if args["robot"] == "sim":
         recorder["robot_id"] = "mock"
-        robot = [Node(package="smolvla_ros", executable="sim_node", output="screen",
-                      parameters=[f"{config}/sim.yaml", {"expert": True}])]
+        out = [node(args, "sim_node", "sim", {"expert": True})]
     else:
-        recorder["robot_id"] = arg("robot_id")
-        robot = [
-            Node(package="smolvla_ros", executable="so101_node", name="follower", output="screen",
-                 parameters=[f"{config}/so101.yaml", {"port": arg("port"), "robot_id": arg("robot_id"),
-                                                      "mirror_topic": "leader/joint_states"}]),
-            Node(package="smolvla_ros", executable="so101_node", name="leader", output="screen",
-                 parameters=[f"{config}/so101.yaml", {"port": arg("leader_port"), "mode": "leader",
-                                                      "robot_id": arg("leader_id")}]),
-            Node(package="smolvla_ros", executable="camera_node", output="screen",
-                 parameters=[f"{config}/camera.yaml", {"names": arg("camera_names").split(","),
-                                                       "devices": arg("camera_devices").split(",")}]),
+        recorder["robot_id"] = args["robot_id"]
+        out = [
+            node(args, "so101_node", "so101", {"port": args["port"], "robot_id": args["robot_id"],
+                                               "mirror_topic": "leader/joint_states"}, name="follower"),
+            node(args, "so101_node", "so101", {"port": args["leader_port"], "mode": "leader",
+                                               "robot_id": args["leader_id"]}, name="leader"),
+            node(args, "camera_node", "camera", {"names": args.list("camera_names"),
+                                                 "devices": args.list("camera_devices")}),
         ]
-    actions = robot + [Node(package="smolvla_ros", executable="recorder_node", output="screen",
-                            parameters=[f"{config}/recorder.yaml", recorder])]
-    if arg("instruction"):
-        actions.append(TimerAction(period=15.0, actions=[ExecuteProcess(cmd=[
-            "ros2", "topic", "pub", "--once", "task_instruction", "std_msgs/msg/String",
-            f"{{data: '{arg('instruction')}'}}"], output="screen")]))
-    return actions
+    out.append(node(args, "recorder_node", "recorder", recorder))
+    if args["instruction"]:
+        out.append(instruction_after(15.0, args["instruction"]))
+    return out
 
 
 def generate_launch_description():
-    return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, (default, text) in ARGUMENTS.items()]
-        + [OpaqueFunction(function=_nodes)])
+    return description(ARGUMENTS, actions)

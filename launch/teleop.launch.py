@@ -5,11 +5,7 @@
 (`record.launch.py` adds the recorder; `robot:=mock` runs both arms on emulated buses.)
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
+from smolvla_ros.nodes.launching import Arguments, description, node
 
 ARGUMENTS = {
     "robot": ("so101", "so101 (real arms on the ports) or mock (emulated buses)"),
@@ -23,31 +19,21 @@ ARGUMENTS = {
 }
 
 
-def _nodes(context):
-    def arg(name):
-        return LaunchConfiguration(name).perform(context)
-
-    config = arg("config_dir") or FindPackageShare("smolvla_ros").perform(context) + "/config"
-    mock = arg("robot") == "mock"
-    actions = [
-        Node(package="smolvla_ros", executable="so101_node", name="follower", output="screen",
-             parameters=[f"{config}/so101.yaml", {"port": "mock" if mock else arg("port"),
-                                                  "robot_id": arg("robot_id"),
-                                                  "mirror_topic": "leader/joint_states"}]),
-        Node(package="smolvla_ros", executable="so101_node", name="leader", output="screen",
-             parameters=[f"{config}/so101.yaml", {"port": "mock" if mock else arg("leader_port"),
-                                                  "mode": "leader", "robot_id": arg("leader_id")}]),
+def actions(args: Arguments) -> list:
+    mock = args["robot"] == "mock"
+    out = [
+        node(args, "so101_node", "so101", {"port": "mock" if mock else args["port"],
+                                           "robot_id": args["robot_id"],
+                                           "mirror_topic": "leader/joint_states"}, name="follower"),
+        node(args, "so101_node", "so101", {"port": "mock" if mock else args["leader_port"],
+                                           "mode": "leader", "robot_id": args["leader_id"]},
+             name="leader"),
     ]
-    if arg("camera_names") and not mock:
-        actions.append(Node(package="smolvla_ros", executable="camera_node", output="screen",
-                            parameters=[f"{config}/camera.yaml",
-                                        {"names": arg("camera_names").split(","),
-                                         "devices": arg("camera_devices").split(",")}]))
-    return actions
+    if args.list("camera_names") and not mock:
+        out.append(node(args, "camera_node", "camera", {"names": args.list("camera_names"),
+                                                        "devices": args.list("camera_devices")}))
+    return out
 
 
 def generate_launch_description():
-    return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=text)
-         for name, (default, text) in ARGUMENTS.items()]
-        + [OpaqueFunction(function=_nodes)])
+    return description(ARGUMENTS, actions)

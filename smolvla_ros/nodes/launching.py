@@ -1,0 +1,61 @@
+"""What the launch files in launch/ share: argument declarations, reading them, our nodes
+with their config/ YAML file, and the one-shot instruction. Needs launch_ros (ros2 launch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = "smolvla_ros"
+
+
+class Arguments:
+    """The launch arguments' values in one launch context, and the folder of YAML files."""
+
+    def __init__(self, context):
+        self.context = context
+        self.config = self["config_dir"] or FindPackageShare(PACKAGE).perform(context) + "/config"
+
+    def __getitem__(self, name: str) -> str:
+        return LaunchConfiguration(name).perform(self.context)
+
+    def list(self, name: str) -> list[str]:
+        return [item for item in self[name].split(",") if item]
+
+    def flag(self, name: str) -> bool:
+        return self[name].lower() == "true"
+
+    def yaml_value(self, config_file: str, name: str):
+        """A parameter's value in one of the YAML files (``/**`` section)."""
+        import yaml
+
+        with open(f"{self.config}/{config_file}.yaml") as file:
+            return yaml.safe_load(file)["/**"]["ros__parameters"][name]
+
+
+def node(args: Arguments, executable: str, config_file: str, overrides: dict | None = None,
+         **kwargs) -> Node:
+    """One of our nodes with its config/<config_file>.yaml, then ``overrides``."""
+    return Node(package=PACKAGE, executable=executable, output="screen",
+                parameters=[f"{args.config}/{config_file}.yaml", overrides or {}], **kwargs)
+
+
+def instruction_after(seconds: float, text: str) -> TimerAction:
+    """Publish ``text`` once on task_instruction (runs ``ros2 topic pub``: needs ros2cli)."""
+    return TimerAction(period=seconds, actions=[ExecuteProcess(cmd=[
+        "ros2", "topic", "pub", "--once", "task_instruction", "std_msgs/msg/String",
+        f"{{data: '{text}'}}"], output="screen")])
+
+
+def description(arguments: dict[str, tuple[str, str]],
+                make_actions: Callable[[Arguments], list]) -> LaunchDescription:
+    """Declare ``{name: (default, help)}`` and build the actions once they are known."""
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=text)
+         for name, (default, text) in arguments.items()]
+        + [OpaqueFunction(function=lambda context: make_actions(Arguments(context)))])
