@@ -58,10 +58,12 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     def load(name: str) -> dict:
         return dict(yaml.safe_load((folder / f"{name}.yaml").read_text())["/**"]["ros__parameters"])
 
-    mock_calibration = args.robot in ("sim", "mock")
+    from smolvla_ros.calibration import MOCK_ROBOT_ID
+
+    calibration_id = MOCK_ROBOT_ID if args.robot in ("sim", "mock") else args.robot_id
     nodes = {"policy_node": load("policy")}
     nodes["policy_node"].update(policy_path=args.policy_path, device=args.device,
-                                robot_id="mock" if mock_calibration else args.robot_id)
+                                robot_id=calibration_id)
     if args.robot == "sim":
         nodes["sim_node"] = load("sim")
         # The CPU-rendered cameras run at a few Hz: allow an image a few frames old.
@@ -78,7 +80,7 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     if args.record is not None:
         nodes["recorder_node"] = load("recorder")
         nodes["recorder_node"].update(output_dir=str(args.record), start_on_instruction=True,
-                                      robot_id="mock" if mock_calibration else args.robot_id)
+                                      robot_id=calibration_id)
     for item in args.param:
         target, _, assignment = item.partition(":")
         name, _, value = assignment.partition("=")

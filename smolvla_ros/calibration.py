@@ -98,3 +98,16 @@ def calibration_path(robot_id: str, role: str = "follower", calibration_dir: str
         return Path(calibration_dir).expanduser() / f"{robot_id}.json"
     candidates = [calibration_root() / folder / f"{robot_id}.json" for folder in CALIBRATION_FOLDERS[role]]
     return next((path for path in candidates if path.is_file()), candidates[0])
+
+
+MOCK_ROBOT_ID = "mock"  # the emulated bus's and the simulated arm's built-in calibration
+
+
+def robot_calibration(robot_id: str, role: str = "follower", calibration_dir: str | Path = "") -> Calibration:
+    """The calibration of ``robot_id`` (its file, see ``calibration_path``), or for ``mock`` the
+    emulated and simulated arm's own. Raises FileNotFoundError or ValueError like
+    ``load_calibration``."""
+    if robot_id == MOCK_ROBOT_ID:
+        from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
+        return MOCK_CALIBRATION
+    return load_calibration(calibration_path(robot_id, role, calibration_dir))

@@ -19,8 +19,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from smolvla_ros.calibration import calibration_path, load_calibration
-from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
+from smolvla_ros.calibration import calibration_path, robot_calibration
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, freeze_startup_objects, run
 from smolvla_ros.nodes.ros_time import now_seconds, to_duration, to_seconds, to_time
@@ -31,7 +30,6 @@ from smolvla_ros.policy.images import ImageError, compressed_to_rgb, image_to_rg
 from smolvla_ros.policy.runtime import PolicyLoadError, PolicyRuntime, PolicyRuntimeConfig
 from smolvla_ros.units import ArmUnits
 
-MOCK_ROBOT = "mock"
 STATES = {LOADING: PolicyStatus.STATE_LOADING, IDLE: PolicyStatus.STATE_IDLE,
           RUNNING: PolicyStatus.STATE_RUNNING, HOLDING: PolicyStatus.STATE_HOLDING,
           ERROR: PolicyStatus.STATE_ERROR}
@@ -84,12 +82,10 @@ class PolicyNode(Node):
         self._publish_status()
 
     def _calibration(self):
-        if self.p["robot_id"] == MOCK_ROBOT:
-            return MOCK_CALIBRATION
-        path = calibration_path(self.p["robot_id"], "follower", self.p["calibration_dir"])
         try:
-            return load_calibration(path)
+            return robot_calibration(self.p["robot_id"], "follower", self.p["calibration_dir"])
         except FileNotFoundError:
+            path = calibration_path(self.p["robot_id"], "follower", self.p["calibration_dir"])
             raise ValueError(
                 f"no calibration file {path}: the policy needs the arm's calibration to convert "
                 "joint_states to LeRobot units (set robot_id/calibration_dir, or robot_id:=mock "

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smolvla_ros.calibration import calibration_path, load_calibration
+from smolvla_ros.calibration import calibration_path, robot_calibration
 from smolvla_ros.recording.bag_reader import (
     ACTION_CHUNK, JOINT_STATES, LEADER_JOINT_STATES, TASK_INSTRUCTION, BagContents, BagError,
     iter_images, read_bag,
@@ -32,7 +32,6 @@ from smolvla_ros.recording.bag_reader import (
 from smolvla_ros.trajectory import TrajectoryError, TrajectoryExecutor
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 
-MOCK_ROBOT = "mock"  # the emulated / simulated arm's built-in calibration
 GAP_TOLERANCE = 1.25  # a gap is longer than this many frame periods (jitter is not a gap)
 
 
@@ -71,13 +70,10 @@ class EpisodePlan:
 
 
 def _units(robot_id: str, role: str, calibration_dir: str, use_degrees: bool) -> ArmUnits:
-    if robot_id == MOCK_ROBOT:
-        from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
-        return ArmUnits(MOCK_CALIBRATION, use_degrees=use_degrees)
-    path = calibration_path(robot_id, role, calibration_dir)
     try:
-        return ArmUnits(load_calibration(path), use_degrees=use_degrees)
+        return ArmUnits(robot_calibration(robot_id, role, calibration_dir), use_degrees=use_degrees)
     except FileNotFoundError:
+        path = calibration_path(robot_id, role, calibration_dir)
         raise BagError(f"no {role} calibration {path}: LeRobot units need it (pass --robot-id / "
                        "--leader-id / --calibration-dir, or --robot-id mock for the emulated or "
                        "simulated arm)") from None
