@@ -7,6 +7,7 @@ Each node reads its YAML file from config/ (the same files `smolvla-ros bringup`
 the arguments below override them.
 """
 
+from smolvla_ros.node_config import sim_stale_after_s
 from smolvla_ros.nodes.launching import Arguments, description, instruction_after, node
 
 ARGUMENTS = {
@@ -43,9 +44,8 @@ def actions(args: Arguments) -> list:
         out.append(node(args, "camera_node", "camera", {
             "names": args.list("camera_names"), "devices": args.list("camera_devices")}))
     policy = {"policy_path": args["policy_path"], "device": args["device"], "robot_id": calibration_id}
-    if robot == "sim":  # CPU-rendered cameras run at a few Hz: allow an image 3 frames old
-        policy["stale_after_s"] = max(args.yaml_value("policy", "stale_after_s"),
-                                      3.0 / args.yaml_value("sim", "camera_fps"))
+    if robot == "sim":
+        policy["stale_after_s"] = sim_stale_after_s(args.config_values("policy"), args.config_values("sim"))
     out.append(node(args, "policy_node", "policy", policy, remappings=camera_remaps))
     if args.flag("record"):
         out.append(node(args, "recorder_node", "recorder", {

@@ -40,25 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one parameter, e.g. policy_node:fps=15 (YAML value)")
 
 
-def config_dir() -> Path:
-    """The installed share/smolvla_ros/config, or the source tree's config/."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory("smolvla_ros")) / "config"
-    except (ImportError, LookupError):
-        return Path(__file__).resolve().parent.parent / "config"
-
-
 def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     """{node name: parameters}: each node's YAML file, then what the command line sets."""
     import yaml
 
+    from smolvla_ros.calibration import MOCK_ROBOT_ID
+    from smolvla_ros.node_config import config_dir, load_node_config, sim_stale_after_s
+
     folder = args.config_dir or config_dir()
 
     def load(name: str) -> dict:
-        return dict(yaml.safe_load((folder / f"{name}.yaml").read_text())["/**"]["ros__parameters"])
-
-    from smolvla_ros.calibration import MOCK_ROBOT_ID
+        return load_node_config(folder, name)
 
     calibration_id = MOCK_ROBOT_ID if args.robot in ("sim", "mock") else args.robot_id
     nodes = {"policy_node": load("policy")}
@@ -66,9 +58,7 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
                                 robot_id=calibration_id)
     if args.robot == "sim":
         nodes["sim_node"] = load("sim")
-        # The CPU-rendered cameras run at a few Hz: allow an image a few frames old.
-        fps = nodes["sim_node"]["camera_fps"]
-        nodes["policy_node"]["stale_after_s"] = max(nodes["policy_node"]["stale_after_s"], 3.0 / fps)
+        nodes["policy_node"]["stale_after_s"] = sim_stale_after_s(nodes["policy_node"], nodes["sim_node"])
     else:
         nodes["so101_node"] = load("so101")
         nodes["so101_node"].update(port="mock" if args.robot == "mock" else args.port,

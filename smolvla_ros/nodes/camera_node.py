@@ -15,7 +15,7 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from smolvla_ros.nodes.common import declare_parameters, run
+from smolvla_ros.nodes.common import declare_parameters, rgb_image, run
 
 PARAMETERS = {
     "names": (["front"], "camera names: topics cameras/<name>/image_raw"),
@@ -71,10 +71,7 @@ class Camera:
                     log.error(f"camera '{self.name}': '{self.device}' stopped delivering images; reopening")
                     break
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
-                            step=rgb.shape[1] * 3, data=rgb.tobytes())
-                msg.header.stamp = self.node.get_clock().now().to_msg()
-                msg.header.frame_id = f"{self.name}_camera"
+                msg = rgb_image(rgb, self.node.get_clock().now().to_msg(), f"{self.name}_camera")
                 if not self.node.context.ok():
                     break  # shutting down (Ctrl-C): the publisher is gone
                 self.publisher.publish(msg)

@@ -10,7 +10,9 @@ from collections.abc import Callable
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
+from builtin_interfaces.msg import Time
 from rclpy.node import Node
+from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.nodes.ros_time import to_seconds
@@ -44,6 +46,14 @@ def trajectory_from_msg(msg: JointTrajectory, known_joints) -> Trajectory:
     return make_trajectory(msg.joint_names, to_seconds(msg.header.stamp),
                            [to_seconds(point.time_from_start) for point in msg.points],
                            [list(point.positions) for point in msg.points], known_joints)
+
+
+def rgb_image(rgb, stamp: Time, frame_id: str) -> Image:
+    """An (H, W, 3) uint8 RGB array as a sensor_msgs/Image (rgb8), as our cameras publish."""
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3,
+                data=rgb.tobytes())
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    return msg
 
 
 _CTRL_C = threading.Event()

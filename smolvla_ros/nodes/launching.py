@@ -11,6 +11,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from smolvla_ros.node_config import load_node_config
+
 PACKAGE = "smolvla_ros"
 
 
@@ -30,12 +32,9 @@ class Arguments:
     def flag(self, name: str) -> bool:
         return self[name].lower() == "true"
 
-    def yaml_value(self, config_file: str, name: str):
-        """A parameter's value in one of the YAML files (``/**`` section)."""
-        import yaml
-
-        with open(f"{self.config}/{config_file}.yaml") as file:
-            return yaml.safe_load(file)["/**"]["ros__parameters"][name]
+    def config_values(self, config_file: str) -> dict:
+        """The parameters in one of the YAML files."""
+        return load_node_config(self.config, config_file)
 
 
 def node(args: Arguments, executable: str, config_file: str, overrides: dict | None = None,

@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.msg import EpisodeStatus
-from smolvla_ros.nodes.common import declare_parameters, run, trajectory_from_msg
+from smolvla_ros.nodes.common import declare_parameters, rgb_image, run, trajectory_from_msg
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert
@@ -190,9 +190,7 @@ class SimNode(Node):
             for name, publisher in self.camera_pubs.items():
                 stamp = self.get_clock().now().to_msg()
                 rgb = np.ascontiguousarray(self.arm.render(name, self.lock))
-                msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
-                            step=rgb.shape[1] * 3, data=rgb.tobytes())
-                msg.header.stamp, msg.header.frame_id = stamp, f"{name}_camera"
+                msg = rgb_image(rgb, stamp, f"{name}_camera")
                 if not self.context.ok():
                     return  # shutting down (Ctrl-C): the publisher is gone
                 publisher.publish(msg)

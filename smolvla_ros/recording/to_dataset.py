@@ -103,9 +103,10 @@ def _gaps(name: str, stamps: np.ndarray, start: int, stop: int, fps: int) -> str
             f"at {(inside[worst] - start) * 1e-9:.2f} s")
 
 
-def _executed(bag: BagContents, follower: np.ndarray, times: np.ndarray, origin: int,
+def _executed(bag: BagContents, times: np.ndarray, follower_at: np.ndarray, origin: int,
               joints: tuple[str, ...]) -> np.ndarray:
-    """The target the arm's executor held at each frame, replaying the chunks as they came."""
+    """The target the arm's executor held at each frame, replaying the chunks as they came;
+    before the first chunk the arm held where it was (``follower_at``, at each frame)."""
     executor = TrajectoryExecutor(joints)
     out = np.empty((len(times), len(joints)))
     pending = sorted(bag.chunks, key=lambda chunk: chunk[0])
@@ -115,14 +116,14 @@ def _executed(bag: BagContents, follower: np.ndarray, times: np.ndarray, origin:
             receive_ns, start_ns, chunk = pending[k]
             now = (receive_ns - origin) * 1e-9
             start = (start_ns - origin) * 1e-9 if start_ns else 0.0
-            current = follower[max(_latest(bag.follower.stamps, np.array([receive_ns]))[0], 0)]
+            current = bag.follower.positions[max(_latest(bag.follower.stamps, np.array([receive_ns]))[0], 0)]
             try:
                 executor.replace(replace(chunk, start=start), now, current)
             except TrajectoryError:
                 pass  # the arm rejects a chunk whose points all lie in the past; so does replay
             k += 1
         target = executor.sample((t - origin) * 1e-9)
-        out[f] = follower[_latest(bag.follower.stamps, np.array([t]))[0]] if target is None else target
+        out[f] = follower_at[f] if target is None else target
     return out
 
 
@@ -166,7 +167,7 @@ def plan_episode(bag: BagContents, config: ConvertConfig, follower_units: ArmUni
         action = to_lerobot(leader_units, bag.leader.positions[_latest(bag.leader.stamps, times)])
     else:
         origin = min(int(bag.follower.stamps[0]), min(r for r, _, _ in bag.chunks)) - 10**10
-        executed = _executed(bag, bag.follower.positions, times, origin, follower_units.joints)
+        executed = _executed(bag, times, follower_at, origin, follower_units.joints)
         action = to_lerobot(follower_units, executed)
     state = to_lerobot(follower_units, follower_at)
     images = {name: [camera.places[i] for i in _latest(camera.stamps, times[keep])]
