@@ -34,13 +34,14 @@ def actions(args: Arguments) -> list:
                 "reset_duration_s": float(args["reset_duration_s"]),
                 "num_episodes": int(args["num_episodes"])}
     if args["robot"] == "sim":
-        recorder["robot_id"] = "mock"
+        recorder.update(robot_id="mock", leader_id="mock")  # the expert moves in the sim's units
         out = [node(args, "sim_node", "sim", {"expert": True})]
     else:
-        recorder["robot_id"] = args["robot_id"]
+        recorder.update(robot_id=args["robot_id"], leader_id=args["leader_id"])
         out = [
             node(args, "so101_node", "so101", {"port": args["port"], "robot_id": args["robot_id"],
-                                               "mirror_topic": "leader/joint_states"}, name="follower"),
+                                               "mirror_topic": "leader/joint_states",
+                                               "leader_id": args["leader_id"]}, name="follower"),
             node(args, "so101_node", "so101", {"port": args["leader_port"], "mode": "leader",
                                                "robot_id": args["leader_id"]}, name="leader"),
             node(args, "camera_node", "camera", {"names": args.list("camera_names"),

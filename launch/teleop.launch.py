@@ -24,7 +24,9 @@ def actions(args: Arguments) -> list:
     out = [
         node(args, "so101_node", "so101", {"port": "mock" if mock else args["port"],
                                            "robot_id": args["robot_id"],
-                                           "mirror_topic": "leader/joint_states"}, name="follower"),
+                                           "mirror_topic": "leader/joint_states",
+                                           "leader_id": "mock" if mock else args["leader_id"]},
+             name="follower"),
         node(args, "so101_node", "so101", {"port": "mock" if mock else args["leader_port"],
                                            "mode": "leader", "robot_id": args["leader_id"]},
              name="leader"),

@@ -1,11 +1,15 @@
 """The SO-101 control cycle, ROS-free: read the servos, follow the trajectory, stay safe.
 
 One ``step()`` per control tick reads position and velocity in one sync read, samples the
-trajectory executor, clamps the target (calibrated joint limits, then LeRobot-style
-``max_relative_target`` per step) and writes all goals in one sync write. Failures never
-escape a step: a servo that stays silent is reported by name and the cycle goes on; a lost
-port is reported once, torque state is forgotten and the port is retried every
+trajectory executor, clamps the target (calibrated joint limits, then LeRobot's
+``max_relative_target`` in LeRobot units) and writes all goals in one sync write. Failures
+never escape a step: a servo that stays silent is reported by name and the cycle goes on; a
+lost port is reported once, torque state is forgotten and the port is retried every
 ``reconnect_period_s``. Leader mode keeps torque off and never writes a goal.
+
+A calibration file that disagrees with the servos' EEPROM is not driven: torque stays off and
+nothing is read or published until the file is written to the servos (``write_calibration``,
+what LeRobot does when the user confirms) or the arm is recalibrated.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import numpy as np
 
 from smolvla_ros.calibration import Calibration
 from smolvla_ros.feetech.bus import BusError, FeetechBus, PortError
-from smolvla_ros.trajectory import Trajectory, TrajectoryExecutor, limit_step
-from smolvla_ros.units import RADIANS_PER_TICK, ArmUnits
+from smolvla_ros.trajectory import Trajectory, TrajectoryExecutor
+from smolvla_ros.units import RADIANS_PER_TICK, ArmUnits, safe_goal_ticks
 
 FOLLOWER, LEADER = "follower", "leader"
 
@@ -29,7 +33,9 @@ class ArmControllerConfig:
     mode: str = FOLLOWER
     torque_on_start: bool = True  # follower: torque on after configuration, as LeRobot does
     disable_torque_on_shutdown: bool = True  # LeRobot's disable_torque_on_disconnect
-    max_relative_target: float = 0.0  # radians per control step; 0 = no clamp
+    # LeRobot's SO follower value, in LeRobot units (degrees or -100..100; gripper 0..100):
+    # the furthest a goal may lie from the present position. One number, one per joint, or None.
+    max_relative_target: float | tuple[float, ...] | None = None
     reconnect_period_s: float = 1.0
     health_period_s: float = 1.0  # temperatures and voltages, read by the control cycle itself
 
@@ -84,7 +90,9 @@ class ArmController:
             self.bus.connect()
             self.bus.configure()
             self._check_calibration()
-            if self.config.mode == FOLLOWER:
+            if self.health.calibration_mismatch:
+                self.bus.set_torque(False)
+            elif self.config.mode == FOLLOWER:
                 self._goal_here()
                 self.bus.set_torque(self._torque_wanted)
         except BusError as error:  # PortError included
@@ -92,13 +100,15 @@ class ArmController:
             self.bus.close()
             return False
         self.health.connected = True
-        self.health.torque = self._torque_wanted and self.config.mode == FOLLOWER
+        self.health.torque = (self._torque_wanted and self.config.mode == FOLLOWER
+                              and not self.health.calibration_mismatch)
         self.health.last_error = ""
         self._log("info", f"connected to {self.bus.config.port} ({self.config.mode}, "
                           f"torque {'on' if self.health.torque else 'off'})")
         return True
 
     def _check_calibration(self) -> None:
+        """Compare file and EEPROM as LeRobot's ``is_calibrated`` does (offsets and ranges)."""
         in_eeprom = self.bus.read_calibration()
         mismatches = []
         for name, expected in self.calibration.items():
@@ -109,8 +119,35 @@ class ArmController:
                                       f"servo {getattr(actual, key)}")
         self.health.calibration_mismatch = mismatches
         if mismatches:
-            self._log("warn", "calibration file and servo EEPROM differ (" + "; ".join(mismatches)
-                      + "): positions may be off; recalibrate or write the file to the servos")
+            self._log("error", "calibration file and servo EEPROM differ (" + "; ".join(mismatches)
+                      + "): torque stays off and nothing is published. Either write the file to "
+                      "the servos (service write_calibration, as LeRobot does when you confirm) "
+                      "or recalibrate (stop this node, run `smolvla-ros calibrate`)")
+
+    def write_calibration(self) -> str:
+        """Write the calibration file to the servos' EEPROM (torque off, as LeRobot does),
+        check it took, then run as after a normal connect. Raises RuntimeError if refused."""
+        with self._lock:
+            if not self.health.connected:
+                raise RuntimeError(f"not connected to {self.bus.config.port}")
+            try:
+                self.bus.set_torque(False)
+                self.bus.write_calibration(self.calibration)
+                self._check_calibration()
+                if self.health.calibration_mismatch:
+                    raise RuntimeError("the servos did not keep the calibration: "
+                                       + "; ".join(self.health.calibration_mismatch))
+                if self.config.mode == FOLLOWER and self._torque_wanted:
+                    self.executor.clear()
+                    self._goal_here()
+                    self.bus.set_torque(True)
+                    self.health.torque = True
+            except BusError as error:
+                self._fail(str(error), error.motors)
+                raise RuntimeError(str(error)) from None
+        self._log("info", "calibration file written to the servos; "
+                          f"torque {'on' if self.health.torque else 'off'}")
+        return "calibration written to the servos"
 
     # --- the control cycle -----------------------------------------------------------------
     def step(self, now: float) -> ArmReading | None:
@@ -121,17 +158,19 @@ class ArmController:
                     return None
                 if not self.connect(now):
                     return None
+            if self.health.calibration_mismatch:
+                return None  # positions would be wrong: nothing read, nothing published
             try:
                 span = self.bus.sync_read_span(("Present_Position", "Present_Velocity"))
-                present = self.units.ticks_to_radians(
-                    [span["Present_Position"][name] for name in self.units.joints])
+                present_ticks = [span["Present_Position"][name] for name in self.units.joints]
+                present = self.units.ticks_to_radians(present_ticks)
                 velocities = np.array(
                     [span["Present_Velocity"][name] for name in self.units.joints]) * RADIANS_PER_TICK
                 self._last_present = present
                 if self.config.mode == FOLLOWER and self.health.torque:
                     target = self.executor.sample(now)
                     if target is not None:
-                        self.bus.sync_write("Goal_Position", self._ticks(self._safe(target, present)))
+                        self.bus.sync_write("Goal_Position", self._goal_ticks(target, present_ticks))
                 if now - self._last_health >= self.config.health_period_s:
                     self._last_health = now
                     self._read_health()
@@ -146,14 +185,12 @@ class ArmController:
             self.health.silent_motors = ()
             return ArmReading(now, present, velocities)
 
-    def _safe(self, target: np.ndarray, present: np.ndarray) -> np.ndarray:
-        target = np.clip(target, self._lower, self._upper)
-        if self.config.max_relative_target > 0:
-            target = limit_step(target, present, self.config.max_relative_target)
-        return target
-
-    def _ticks(self, radians: np.ndarray) -> dict[str, int]:
-        return dict(zip(self.units.joints, (int(t) for t in self.units.radians_to_ticks(radians))))
+    def _goal_ticks(self, target: np.ndarray, present_ticks: list[int]) -> dict[str, int]:
+        """Within the calibrated range (as the servos' own EEPROM limits), then no further
+        from the present position than LeRobot's ``max_relative_target``."""
+        ticks = safe_goal_ticks(self.units, np.clip(target, self._lower, self._upper),
+                                present_ticks, self.config.max_relative_target)
+        return dict(zip(self.units.joints, (int(t) for t in ticks)))
 
     def _goal_here(self) -> None:
         """Goal = where the arm is, before torque goes on: it holds instead of jumping."""

@@ -131,7 +131,3 @@ class TrajectoryExecutor:
         alpha = (now - t0) / (t1 - t0)
         return self._knots[k - 1] + alpha * (self._knots[k] - self._knots[k - 1])
 
-
-def limit_step(target: np.ndarray, present: np.ndarray, max_step: float | np.ndarray) -> np.ndarray:
-    """LeRobot's ``ensure_safe_goal_position``: move at most ``max_step`` from ``present``."""
-    return present + np.clip(target - present, -max_step, max_step)

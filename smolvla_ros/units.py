@@ -46,8 +46,17 @@ def ticks_to_radians(raw: float, motor: MotorCalibration) -> float:
     return (raw - motor.mid) * RADIANS_PER_TICK
 
 
+TICK_SNAP = 1e-6  # ticks: a float round trip of an integer tick lands this close to it
+
+
 def radians_to_float_ticks(radians: float, motor: MotorCalibration) -> float:
-    return radians / RADIANS_PER_TICK + motor.mid
+    """Radians to ticks without rounding. A value within TICK_SNAP of an integer is that
+    integer: a real arm's radians come from integer ticks, and the float round trip must not
+    turn tick 2048 into 2047.9999999999998, which LeRobot's truncating ``int()`` would make
+    2047 on its way to a servo. (A simulated arm's continuous angles move by < 2e-9 rad.)"""
+    ticks = radians / RADIANS_PER_TICK + motor.mid
+    nearest = round(ticks)
+    return float(nearest) if abs(ticks - nearest) < TICK_SNAP else ticks
 
 
 def radians_to_ticks(radians: float, motor: MotorCalibration) -> int:
@@ -150,3 +159,34 @@ class ArmUnits:
         """Each joint's calibrated range in radians: (lower, upper)."""
         return (self.ticks_to_radians([m.range_min for m in self.motors]),
                 self.ticks_to_radians([m.range_max for m in self.motors]))
+
+
+def leader_to_follower_ticks(leader: ArmUnits, follower: ArmUnits, leader_radians) -> np.ndarray:
+    """LeRobot's teleoperation step: the leader's reading, normalised with the leader's own
+    calibration (``SOLeader.get_action``), written through the follower's calibration
+    (``SOFollower.send_action`` -> ``MotorsBus`` unnormalise): the follower's goal ticks.
+
+    The two arms' ranges differ (the leader's trigger and the follower's jaw above all), so
+    copying radians would not do: the gripper's 0..100 spans each arm's own range."""
+    return follower.lerobot_to_ticks(leader.radians_to_lerobot(leader_radians))
+
+
+def safe_goal_ticks(units: ArmUnits, goal_radians, present_ticks, max_relative_target) -> np.ndarray:
+    """The goal ticks to write, with LeRobot's ``ensure_safe_goal_position``: in LeRobot units
+    (degrees or -100..100, gripper 0..100), no joint's goal lies further than
+    ``max_relative_target`` (one number, or one per joint) from its present position.
+
+    A joint within the limit keeps its own nearest tick; a capped one is written as LeRobot
+    writes it (present + cap, unnormalised with truncation)."""
+    goal_ticks = units.radians_to_ticks(goal_radians)
+    if max_relative_target is None:
+        return goal_ticks
+    present = units.ticks_to_lerobot(present_ticks)
+    goal = units.radians_to_lerobot(goal_radians)
+    cap = np.broadcast_to(np.asarray(max_relative_target, dtype=float), goal.shape)
+    diff = goal - present
+    safe_diff = np.maximum(np.minimum(diff, cap), -cap)  # LeRobot's min, then max
+    capped = safe_diff != diff
+    if not capped.any():
+        return goal_ticks
+    return np.where(capped, units.lerobot_to_ticks(present + safe_diff), goal_ticks)

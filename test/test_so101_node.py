@@ -188,7 +188,8 @@ def test_leader_mode_publishes_and_never_writes_goals(emulator, calibration_dir,
 
 
 def test_follower_mirrors_a_leader_topic(emulator, calibration_dir, probe):
-    node = start_node(emulator, calibration_dir, "mirror_topic:=leader/joint_states")
+    node = start_node(emulator, calibration_dir, "mirror_topic:=leader/joint_states",
+                      "leader_id:=arm")
     try:
         target = present_radians(emulator)
         target[0] -= 0.25
@@ -261,13 +262,34 @@ def test_mock_port_runs_with_nothing_else(probe, params_file):
         assert node.stop() == 0, node.output()
 
 
-def test_calibration_mismatch_with_eeprom_is_a_clear_warning(emulator, calibration_dir, probe):
+def test_calibration_mismatch_keeps_torque_off_until_the_file_is_written(emulator, calibration_dir,
+                                                                        probe):
+    probe.subscribe(JointState, "joint_states")
+    probe.subscribe(DiagnosticArray, "diagnostics")
     emulator.set_register(1, "Homing_Offset", -1400)
     emulator.set_register(6, "Max_Position_Limit", 3000)
     node = start_node(emulator, calibration_dir)
     try:
         node.wait_for_output("calibration file and servo EEPROM differ")
-        assert "shoulder_pan.homing_offset: file -1470, servo -1400" in node.output()
-        assert "gripper.range_max: file 3439, servo 3000" in node.output()
+        line = next(l for l in node.lines if "EEPROM differ" in l)
+        assert "shoulder_pan.homing_offset: file -1470, servo -1400" in line
+        assert "gripper.range_max: file 3439, servo 3000" in line
+        assert "write_calibration" in line and "smolvla-ros calibrate" in line  # both ways out
+        assert wait_for(lambda: probe.messages("diagnostics") and
+                        latest_diagnostic(probe).level == DiagnosticStatus.ERROR, 10)
+        assert all(emulator.register(i, "Torque_Enable") == 0 for i in SO101_MOTORS.values())
+        assert not probe.messages("joint_states")  # wrong positions are not published
+        probe.publish(JointTrajectory, "action_chunk", chunk([present_radians(emulator)], [0.5]))
+        node.wait_for_output("trajectory rejected")
+        assert not any(emulator.writes[(i, "Goal_Position")] for i in SO101_MOTORS.values())
+        assert all(emulator.register(i, "Torque_Enable") == 0 for i in SO101_MOTORS.values())
+
+        result = probe.call(Trigger, "write_calibration")
+        assert result.success, result.message
+        assert emulator.register(1, "Homing_Offset") == -1470
+        assert emulator.register(6, "Max_Position_Limit") == 3439
+        assert all(emulator.register(i, "Torque_Enable") == 1 for i in SO101_MOTORS.values())
+        probe.wait_for_messages("joint_states", 5)
+        assert wait_for(lambda: latest_diagnostic(probe).level == DiagnosticStatus.OK, 10)
     finally:
         assert node.stop() == 0, node.output()

@@ -8,7 +8,6 @@ import pytest
 from smolvla_ros.trajectory import (
     TrajectoryError,
     TrajectoryExecutor,
-    limit_step,
     make_trajectory,
 )
 
@@ -104,7 +103,3 @@ def test_bad_trajectories_are_rejected_with_one_line(names, times, positions, me
         make_trajectory(names, 0.0, times, positions, JOINTS)
     assert "\n" not in str(error.value)
 
-
-def test_limit_step_is_lerobots_clamp():
-    present = np.array([0.0, 1.0, 2.0])
-    np.testing.assert_allclose(limit_step(np.array([0.5, 0.0, 2.05]), present, 0.1), [0.1, 0.9, 2.05])

@@ -19,10 +19,13 @@ from smolvla_ros.nodes.ros_time import to_seconds
 from smolvla_ros.trajectory import Trajectory, make_trajectory
 
 
-def declare_parameters(node: Node, table: dict[str, tuple[object, str]]) -> dict[str, object]:
-    """Declare ``{name: (default, description)}`` and return the values in force."""
+def declare_parameters(node: Node, table: dict[str, tuple[object, str]],
+                       dynamic: tuple[str, ...] = ()) -> dict[str, object]:
+    """Declare ``{name: (default, description)}`` and return the values in force. Parameters
+    named in ``dynamic`` take any type (e.g. a number or a list of numbers)."""
     for name, (default, description) in table.items():
-        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+        node.declare_parameter(name, default, ParameterDescriptor(
+            description=description, dynamic_typing=name in dynamic))
     return {name: node.get_parameter(name).value for name in table}
 
 
