@@ -142,3 +142,57 @@ def test_every_transaction_on_an_unplugged_port_is_a_port_error(emulator, bus, o
          "read": lambda: bus.read("Present_Position", "gripper"),
          "sync_read": lambda: bus.sync_read("Present_Position")}[operation]()
     assert not bus.is_connected
+
+
+def test_emulator_command_line_rehearses_faults_by_hand(tmp_path):
+    """`python -m smolvla_ros.feetech.emulator`: scheduled (--at) and typed fault commands."""
+    import subprocess
+    import sys
+
+    from conftest import ros_env
+
+    port = str(tmp_path / "ttySO101")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smolvla_ros.feetech.emulator", "--port", port, "--at", "0", "silence 3"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=ros_env(PYTHONUNBUFFERED="1"))
+    lines = []
+
+    def type_and_wait(command: str, answer: str) -> None:
+        process.stdin.write(command + "\n")
+        process.stdin.flush()
+        while answer not in (line := process.stdout.readline()):
+            lines.append(line)
+            assert line, "".join(lines)
+
+    try:
+        while "silence 3: servo 3 silent" not in (line := process.stdout.readline()):
+            lines.append(line)
+            assert line, "".join(lines)
+        bus = FeetechBus(BusConfig(port=port, read_retries=0))
+        with pytest.raises(BusError, match="elbow_flex"):
+            bus.connect()
+        type_and_wait("speak 3", "servo 3 answers again")
+        bus.connect()
+        assert bus.read("Homing_Offset", "gripper") == MOCK_CALIBRATION["gripper"].homing_offset
+        type_and_wait("corrupt 1 6", "next 1 replies of servo 6: corrupt")
+        with pytest.raises(BusError, match="corrupt"):
+            bus.read("Present_Position", "gripper")
+        type_and_wait("unplug", "unplugged")
+        with pytest.raises(PortError):
+            bus.read("Present_Position", "gripper")
+        type_and_wait("replug", "replugged")
+        bus.close()
+        bus.connect()
+        type_and_wait("jump 3", "unknown command 'jump 3'")
+        bus.close()
+    finally:
+        process.terminate()
+        code = process.wait(timeout=10)
+        process.stdin.close()
+        process.stdout.close()
+    assert code == 0, "".join(lines)
+
+    bad = subprocess.run([sys.executable, "-m", "smolvla_ros.feetech.emulator", "--port", port,
+                          "--at", "1", "silence x"], capture_output=True, text=True, env=ros_env())
+    assert bad.returncode == 2 and "arguments must be integers" in bad.stderr

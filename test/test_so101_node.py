@@ -293,3 +293,16 @@ def test_calibration_mismatch_keeps_torque_off_until_the_file_is_written(emulato
         assert wait_for(lambda: latest_diagnostic(probe).level == DiagnosticStatus.OK, 10)
     finally:
         assert node.stop() == 0, node.output()
+
+
+def test_robot_id_mock_is_the_emulators_calibration_on_any_port(emulator, probe):
+    """`robot_id:=mock` needs no file wherever the emulator serves, not only with port:=mock."""
+    probe.subscribe(JointState, "joint_states")
+    node = NodeProcess("so101_node", "-p", f"port:={emulator.port}", "-p", "robot_id:=mock")
+    try:
+        node.wait_for_output("connected to")
+        messages = probe.wait_for_messages("joint_states", 5)
+        np.testing.assert_allclose(messages[-1].position, present_radians(emulator), atol=1e-9)
+        assert all(emulator.register(i, "Torque_Enable") == 1 for i in SO101_MOTORS.values())
+    finally:
+        assert node.stop() == 0, node.output()

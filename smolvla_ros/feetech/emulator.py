@@ -305,27 +305,97 @@ class EmulatedBus:
         return False
 
 
+FAULT_COMMANDS = """\
+  silence ID        servo ID stops answering      speak ID         it answers again
+  drop N [ID]       swallow the next N replies    corrupt N [ID]   N replies with a bad checksum
+  unplug            the port vanishes (USB out)   replug           it comes back, same path
+  help              this list"""
+
+
+def parse_fault(line: str) -> tuple[str, list[int]]:
+    """One fault command (``FAULT_COMMANDS``) as (name, integer arguments); ValueError if wrong."""
+    words = line.split()
+    if not words:
+        return "", []
+    try:
+        values = [int(word) for word in words[1:]]
+    except ValueError:
+        raise ValueError(f"{line.strip()!r}: arguments must be integers") from None
+    counts = {"silence": (1,), "speak": (1,), "drop": (1, 2), "corrupt": (1, 2), "unplug": (0,),
+              "replug": (0,), "help": (0,)}
+    if words[0] not in counts or len(values) not in counts[words[0]]:
+        raise ValueError(f"unknown command {line.strip()!r}; commands:\n{FAULT_COMMANDS}")
+    return words[0], values
+
+
+def fault_command(bus: EmulatedBus, line: str) -> str:
+    """Apply one fault command to ``bus``; returns what happened. ValueError if wrong."""
+    name, values = parse_fault(line)
+    if name in ("silence", "speak"):
+        if values[0] not in bus.servos:
+            raise ValueError(f"no servo {values[0]}; ids {sorted(bus.servos)}")
+        bus.silence(values[0], name == "silence")
+        return f"servo {values[0]} {'silent' if name == 'silence' else 'answers again'}"
+    if name in ("drop", "corrupt"):
+        servo = values[1] if len(values) == 2 else None
+        (bus.drop_replies if name == "drop" else bus.corrupt_replies)(values[0], servo)
+        return f"next {values[0]} replies{f' of servo {servo}' if servo else ''}: {name}"
+    if name in ("unplug", "replug"):
+        (bus.unplug if name == "unplug" else bus.replug)()
+        return f"port {bus.port} {name}ged"
+    return FAULT_COMMANDS if name == "help" else ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Serve an emulated SO-101 (calibrated like MOCK_CALIBRATION) until Ctrl-C or SIGTERM.
+    """Serve an emulated SO-101 (calibrated like MOCK_CALIBRATION: ``robot_id:=mock``) until
+    Ctrl-C or SIGTERM.
 
     ``python -m smolvla_ros.feetech.emulator --port /tmp/ttySO101`` gives any Feetech tool
-    (LeRobot included) an arm to talk to at that path.
+    (LeRobot included) an arm to talk to at that path. Faults can be rehearsed by hand: type a
+    command (``help`` lists them) while it runs, or schedule one with ``--at SECONDS COMMAND``.
     """
     import argparse
     import signal
+    import sys
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="fault commands:\n" + FAULT_COMMANDS)
     parser.add_argument("--port", required=True, help="path of the symlink to create")
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED, help="ticks per second")
+    parser.add_argument("--at", nargs=2, action="append", default=[], metavar=("SECONDS", "COMMAND"),
+                        help="run a fault command SECONDS after start, e.g. --at 5 unplug --at 8 replug")
     args = parser.parse_args(argv)
+    schedule = sorted((float(seconds), command) for seconds, command in args.at)
+    for _, command in schedule:
+        try:
+            parse_fault(command)  # a typo is an error now, not when its time comes
+        except ValueError as error:
+            parser.error(str(error))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with EmulatedBus(speed=args.speed, port=args.port) as bus:
         bus.load_calibration(MOCK_CALIBRATION)
-        print(f"emulated SO-101 on {bus.port}", flush=True)
-        while not stop.wait(0.5):
-            pass
+        print(f"emulated SO-101 on {bus.port} (robot_id:=mock); type 'help' for fault commands",
+              flush=True)
+
+        def read_commands():
+            for line in sys.stdin:
+                try:
+                    print(fault_command(bus, line), flush=True)
+                except ValueError as error:
+                    print(error, flush=True)
+
+        threading.Thread(target=read_commands, name="fault-commands", daemon=True).start()
+        started = time.monotonic()
+        while not stop.wait(0.05):
+            while schedule and time.monotonic() - started >= schedule[0][0]:
+                _, command = schedule.pop(0)
+                try:
+                    print(f"{command}: {fault_command(bus, command)}", flush=True)
+                except ValueError as error:
+                    print(error, flush=True)
     return 0
 
 
