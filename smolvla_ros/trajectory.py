@@ -17,6 +17,7 @@ All times are seconds on one clock (the node's ROS clock), positions in radians.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -101,21 +102,19 @@ class TrajectoryExecutor:
         anchor = np.asarray(current, dtype=float) if in_force is None else in_force
 
         columns = [self.joint_names.index(name) for name in trajectory.joint_names]
-        knot_times, knots = [now], [anchor]
+        knot_times, knots = [np.array([now])], [anchor[None, :]]
         if start > now:  # the old path (or the hold) runs until the new one starts
             if self.has_target:
                 keep = (self._knot_times > now) & (self._knot_times < start)
-                knot_times += list(self._knot_times[keep])
-                knots += list(self._knots[keep])
-            knot_times.append(start)
-            knots.append(anchor if in_force is None else self.sample(start))
-        for t, point in zip(times[future], trajectory.positions[future]):
-            full = knots[-1].copy()  # joints the trajectory leaves out keep their target
-            full[columns] = point
-            knot_times.append(t)
-            knots.append(full)
-        self._knot_times = np.asarray(knot_times)
-        self._knots = np.asarray(knots)
+                knot_times.append(self._knot_times[keep])
+                knots.append(self._knots[keep])
+            knot_times.append(np.array([start]))
+            knots.append((anchor if in_force is None else self.sample(start))[None, :])
+        # Vectorised: a long trajectory must not hold the caller's lock (the control loop's).
+        new = np.repeat(knots[-1][-1:], int(future.sum()), axis=0)  # left-out joints keep target
+        new[:, columns] = trajectory.positions[future]
+        self._knot_times = np.concatenate([*knot_times, times[future]])
+        self._knots = np.concatenate([*knots, new])
         return int((~future).sum())
 
     def sample(self, now: float) -> np.ndarray | None:
@@ -131,3 +130,27 @@ class TrajectoryExecutor:
         alpha = (now - t0) / (t1 - t0)
         return self._knots[k - 1] + alpha * (self._knots[k] - self._knots[k - 1])
 
+
+
+def serialized_point_count(raw: bytes) -> int:
+    """How many points a serialized (CDR) trajectory_msgs/JointTrajectory holds, read without
+    deserializing it: a huge one can then be refused before it costs anything (rclpy's
+    deserialization of 200000 points holds the GIL for seconds). Raises TrajectoryError."""
+    try:
+        endian = "<" if raw[1] & 1 else ">"  # encapsulation: CDR_LE = 0x0001
+        offset = 4 + 8  # encapsulation, header.stamp (sec, nanosec)
+
+        def skip_string(at: int) -> int:
+            at += -(at - 4) % 4  # CDR aligns to the size of the value, from the data's start
+            return at + 4 + struct.unpack_from(endian + "I", raw, at)[0]
+
+        offset = skip_string(offset)  # header.frame_id
+        offset += -(offset - 4) % 4
+        names = struct.unpack_from(endian + "I", raw, offset)[0]
+        offset += 4
+        for _ in range(names):
+            offset = skip_string(offset)
+        offset += -(offset - 4) % 4
+        return struct.unpack_from(endian + "I", raw, offset)[0]
+    except (IndexError, struct.error):
+        raise TrajectoryError("malformed JointTrajectory message") from None

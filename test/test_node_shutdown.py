@@ -27,7 +27,8 @@ def test_ctrl_c_during_a_flood_of_large_messages_exits_cleanly():
     stop = threading.Event()
     try:
         for _ in range(3):
-            node = NodeProcess("so101_node", "-p", "port:=mock")
+            # (above max_trajectory_points' default, which would refuse them unconverted)
+            node = NodeProcess("so101_node", "-p", "port:=mock", "-p", "max_trajectory_points:=100000")
             node.wait_for_output("connected to", 60)
             probe.publish(JointTrajectory, "action_chunk", huge)
             stop.clear()

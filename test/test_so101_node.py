@@ -11,6 +11,7 @@ import statistics
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
+from rclpy.serialization import serialize_message
 from conftest import REPO_ROOT, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from ros_probe import NodeProcess, RosProbe
@@ -304,5 +305,34 @@ def test_robot_id_mock_is_the_emulators_calibration_on_any_port(emulator, probe)
         messages = probe.wait_for_messages("joint_states", 5)
         np.testing.assert_allclose(messages[-1].position, present_radians(emulator), atol=1e-9)
         assert all(emulator.register(i, "Torque_Enable") == 1 for i in SO101_MOTORS.values())
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+@pytest.mark.parametrize("limit", [None, 1_000_000], ids=["refused", "accepted"])
+def test_a_huge_trajectory_does_not_stall_the_control_loop(emulator, calibration_dir, probe, limit):
+    """200000 valid points. Before, the control loop waited on its lock while the executor
+    took them point by point in Python: its reads paused 0.42-0.52 s (measured here). Such a
+    message is now refused unread by default (max_trajectory_points), and one under a raised
+    limit is taken in a few vectorised operations."""
+    probe.subscribe(JointState, "joint_states")
+    # Serialized up front: building it holds this process's GIL, and the emulator's with it.
+    huge = serialize_message(chunk([[0.0] * 6] * 200000, [0.01 * (k + 1) for k in range(200000)]))
+    node = start_node(emulator, calibration_dir,
+                      *([f"max_trajectory_points:={limit}"] if limit else []))
+    try:
+        probe.wait_for_messages("joint_states", 10)
+        before = len(probe.messages("joint_states"))
+        probe.publish(JointTrajectory, "action_chunk", huge)
+        if limit:
+            assert wait_for(lambda: emulator.writes[(1, "Goal_Position")] > 1, 30)  # followed
+        else:
+            node.wait_for_output("200000 points, more than max_trajectory_points (10000)")
+        probe.wait_for_messages("joint_states", len(probe.messages("joint_states")) + int(RATE_HZ))
+        stamps = [to_seconds(m.header.stamp) for m in probe.messages("joint_states")[before - 1:]]
+        # The loop's own read stamps at 50 Hz: a stall shows as a gap.
+        assert max(np.diff(stamps)) < 0.25, max(np.diff(stamps))
+        if not limit:
+            assert not any(emulator.writes[(i, "Goal_Position")] > 1 for i in SO101_MOTORS.values())
     finally:
         assert node.stop() == 0, node.output()

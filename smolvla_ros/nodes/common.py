@@ -12,11 +12,14 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.nodes.ros_time import to_seconds
-from smolvla_ros.trajectory import Trajectory, make_trajectory
+from smolvla_ros.trajectory import (
+    Trajectory, TrajectoryError, make_trajectory, serialized_point_count,
+)
 
 
 def declare_parameters(node: Node, table: dict[str, tuple[object, str]],
@@ -42,6 +45,20 @@ def core_logger(node: Node) -> Callable[[str, str], None]:
         else:
             logger.info(message)
     return log
+
+
+MAX_TRAJECTORY_POINTS = ("max_trajectory_points", (
+    10000, "action_chunk messages with more points are refused before they are deserialized"))
+
+
+def trajectory_from_serialized(raw: bytes, known_joints, max_points: int) -> Trajectory:
+    """The core's Trajectory from a serialized JointTrajectory (a raw subscription). One with
+    more than ``max_points`` points is refused unread: deserializing it would hold the GIL,
+    and so stall the control loop, for as long as it takes (1.8 s for 200000 points)."""
+    count = serialized_point_count(raw)
+    if count > max_points:
+        raise TrajectoryError(f"{count} points, more than max_trajectory_points ({max_points})")
+    return trajectory_from_msg(deserialize_message(raw, JointTrajectory), known_joints)
 
 
 def trajectory_from_msg(msg: JointTrajectory, known_joints) -> Trajectory:
@@ -72,7 +89,8 @@ def install_ctrl_c_handler() -> None:
 
     A Ctrl-C raises KeyboardInterrupt wherever Python is; when that is inside rclpy's
     conversion of a received message, pybind11 reports it as RuntimeError("Unable to convert
-    call argument"). Remembering the Ctrl-C first lets ``stopped_by_ctrl_c`` tell that
+    call argument"), or inside ``deserialize_message`` as TypeError("Unable to convert function
+    return value"). Remembering the Ctrl-C first lets ``stopped_by_ctrl_c`` tell that
     error from a real one (rclpy shuts its context down on a thread of its own: too late).
     """
     signal.signal(signal.SIGINT, _on_ctrl_c)
@@ -102,7 +120,7 @@ def run(node_class: type[Node], args: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:
+    except (RuntimeError, TypeError):  # see install_ctrl_c_handler
         if not stopped_by_ctrl_c():
             raise
     except ValueError as error:

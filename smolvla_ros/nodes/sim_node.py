@@ -26,7 +26,9 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.msg import EpisodeStatus
-from smolvla_ros.nodes.common import declare_parameters, rgb_image, run, trajectory_from_msg
+from smolvla_ros.nodes.common import (
+    MAX_TRAJECTORY_POINTS, declare_parameters, rgb_image, run, trajectory_from_serialized,
+)
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert
@@ -45,6 +47,7 @@ PARAMETERS = {
     "reset_on_episode_reset": (True, "reset the scene when the recorder pauses between episodes"),
     "cube_pose_rate_hz": (10.0, "cube_pose rate"),
     "diagnostics_period_s": (1.0, "diagnostics period"),
+    MAX_TRAJECTORY_POINTS[0]: MAX_TRAJECTORY_POINTS[1],
 }
 
 
@@ -66,7 +69,8 @@ class SimNode(Node):
         self.camera_pubs = {name: self.create_publisher(Image, f"cameras/{name}/image_raw", 5)
                             for name in self.p["cameras"]}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
-        self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10)
+        self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10,
+                                 raw=True)  # sized before it is deserialized
         self.create_subscription(EpisodeStatus, "episode_status", self._on_episode_status, 10)
         self.create_service(Trigger, "reset", self._on_reset)
         self.create_service(Trigger, "start_expert", self._on_start_expert)
@@ -125,9 +129,10 @@ class SimNode(Node):
                     f"expert: demonstration done, cube {'picked' if expert.picked else 'NOT picked'} "
                     f"(rose {expert.highest - expert.cube_start[2]:.3f} m)")
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
+    def _on_trajectory(self, raw: bytes) -> None:
         try:
-            trajectory = trajectory_from_msg(msg, SO101_JOINTS)
+            trajectory = trajectory_from_serialized(raw, SO101_JOINTS,
+                                                    self.p["max_trajectory_points"])
             with self.lock:
                 self.arm.submit(trajectory, now_seconds(self))  # someone else drives: no expert
             self._expert_mode = False

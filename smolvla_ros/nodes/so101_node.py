@@ -26,7 +26,9 @@ from smolvla_ros.arm_controller import FOLLOWER, LEADER, ArmController, ArmContr
 from smolvla_ros.calibration import calibration_path, robot_calibration
 from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, FeetechBus
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
-from smolvla_ros.nodes.common import core_logger, declare_parameters, run, trajectory_from_msg
+from smolvla_ros.nodes.common import (
+    MAX_TRAJECTORY_POINTS, core_logger, declare_parameters, run, trajectory_from_serialized,
+)
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.trajectory import TrajectoryError, make_trajectory
 from smolvla_ros.units import SO101_JOINTS, ArmUnits, leader_to_follower_ticks
@@ -55,6 +57,7 @@ PARAMETERS = {
                                  "the present position; one number or one per joint; 0 = none"),
     "read_retries": (2, "extra attempts for a failed read (LeRobot uses 2)"),
     "reply_timeout_ms": (50.0, "how long to wait for a servo's reply"),
+    MAX_TRAJECTORY_POINTS[0]: MAX_TRAJECTORY_POINTS[1],
     "reconnect_period_s": (1.0, "how often to retry a lost or missing port"),
     "diagnostics_period_s": (1.0, "how often to publish diagnostics and read temperatures/voltages"),
     "return_delay_time": (0, "written on connect (LeRobot: 0)"),
@@ -132,7 +135,9 @@ class SO101Node(Node):
             core_logger(self))
 
         if self.mode == FOLLOWER:
-            self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10)
+            self.max_trajectory_points = p["max_trajectory_points"]
+            self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10,
+                                     raw=True)  # sized before it is deserialized
             if p["mirror_topic"]:
                 self.create_subscription(JointState, p["mirror_topic"], self._on_mirror, 10)
         self.create_service(Trigger, "enable_torque", lambda req, res: self._on_torque(True, res))
@@ -192,9 +197,9 @@ class SO101Node(Node):
                 window_start, window_ticks = time.monotonic(), 0
 
     # --- callbacks (executor thread) ------------------------------------------------------------
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
+    def _on_trajectory(self, raw: bytes) -> None:
         try:
-            trajectory = trajectory_from_msg(msg, SO101_MOTORS)
+            trajectory = trajectory_from_serialized(raw, SO101_MOTORS, self.max_trajectory_points)
             skipped = self.controller.submit(trajectory, now_seconds(self))
         except (TrajectoryError, RuntimeError) as error:
             self.get_logger().error(f"trajectory rejected: {error}")
