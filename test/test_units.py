@@ -89,12 +89,12 @@ def test_radians_to_lerobot_matches_lerobot_on_ticks(use_degrees):
     units = ArmUnits(REAL, use_degrees=use_degrees)
     bus = lerobot_bus(REAL, use_degrees)
     rng = np.random.default_rng(0)
-    for _ in range(500):
+    for _ in range(5000):
         ticks = [int(rng.integers(m.range_min, m.range_max + 1)) for m in units.motors]
         lerobot = bus._normalize(dict(zip([m.id for m in units.motors], ticks)))
         expected = [lerobot[m.id] for m in units.motors]
-        np.testing.assert_allclose(units.radians_to_lerobot(units.ticks_to_radians(ticks)),
-                                   expected, rtol=0, atol=1e-9)
+        # Bit-identical: a real arm's radians come from integer ticks, and map back to them.
+        assert units.radians_to_lerobot(units.ticks_to_radians(ticks)).tolist() == expected
         # ...and back to the same radians (the float path has no truncation).
         np.testing.assert_allclose(units.lerobot_to_radians(expected),
                                    units.ticks_to_radians(ticks), rtol=0, atol=1e-12)
