@@ -67,18 +67,7 @@ Calibration = dict[str, MotorCalibration]
 
 def load_calibration(path: Path) -> Calibration:
     """Read a LeRobot calibration JSON (``{motor: {id, drive_mode, homing_offset, ...}}``)."""
-    with open(path) as file:
-        data = json.load(file)
-    try:
-        calibration = {name: MotorCalibration(**fields) for name, fields in data.items()}
-    except TypeError as error:
-        raise ValueError(f"{path} is not a LeRobot motor calibration file: {error}") from None
-    for name, motor in calibration.items():
-        if motor.range_min >= motor.range_max:
-            raise ValueError(
-                f"{path}: motor '{name}' has range_min {motor.range_min} >= range_max {motor.range_max}"
-            )
-    return calibration
+    return calibration_from_json(Path(path).read_text(), f"{path}")
 
 
 def save_calibration(calibration: Calibration, path: Path) -> None:
@@ -111,3 +100,25 @@ def robot_calibration(robot_id: str, role: str = "follower", calibration_dir: st
         from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
         return MOCK_CALIBRATION
     return load_calibration(calibration_path(robot_id, role, calibration_dir))
+
+
+def calibration_to_json(calibration: Calibration) -> str:
+    """The text LeRobot writes for this calibration (its JSON file's content, indent 4), so a
+    recording can carry the calibration it was made with and a converter elsewhere can use it."""
+    return json.dumps({name: asdict(motor) for name, motor in calibration.items()}, indent=4)
+
+
+def calibration_from_json(text: str, source: str = "calibration") -> Calibration:
+    """A calibration from LeRobot JSON text (a file's content, or one stored in a recording);
+    ``source`` names it in errors. Raises ValueError on anything ``load_calibration`` refuses."""
+    try:
+        data = json.loads(text)
+        calibration = {name: MotorCalibration(**fields) for name, fields in data.items()}
+    except (json.JSONDecodeError, TypeError, AttributeError) as error:
+        raise ValueError(f"{source} is not a LeRobot motor calibration file: {error}") from None
+    for name, motor in calibration.items():
+        if motor.range_min >= motor.range_max:
+            raise ValueError(
+                f"{source}: motor '{name}' has range_min {motor.range_min} >= range_max {motor.range_max}"
+            )
+    return calibration

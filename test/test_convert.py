@@ -1,4 +1,5 @@
-"""Bags -> LeRobotDataset: round trip through LeRobot's own loader, values checked frame by frame."""
+"""Bags -> LeRobotDataset: round trip through LeRobot's own loader, values checked frame by frame
+against LeRobot's own arms (state and action as lerobot-record would store them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
+from arm_fixtures import (
+    FOLLOWER, FOLLOWER_B, LEADER, LEADER_B, LeRobotArm, radians, random_ticks, same_angle_ticks,
+)
 from builtin_interfaces.msg import Duration, Time
 from conftest import REPO_ROOT, ros_env
 from rclpy.serialization import serialize_message
@@ -14,9 +19,10 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from smolvla_ros.calibration import calibration_to_json, save_calibration
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.recording.bag_reader import BagError
-from smolvla_ros.recording.to_dataset import ConvertConfig, convert
+from smolvla_ros.recording.to_dataset import ConvertConfig, convert, plan_all
 from smolvla_ros.recording.episode import EpisodeInfo, EpisodeWriter, make_typestore, msg_definitions
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 
@@ -32,7 +38,11 @@ def stamp(ns: int) -> Time:
 
 def joints(ns: int, value: float) -> JointState:
     """Joint k at value + 0.1 k radians (the gripper kept inside its calibrated range)."""
-    msg = JointState(name=list(SO101_JOINTS), position=[value + 0.1 * k for k in range(6)])
+    return joint_state(ns, [value + 0.1 * k for k in range(6)])
+
+
+def joint_state(ns: int, positions) -> JointState:
+    msg = JointState(name=list(SO101_JOINTS), position=[float(x) for x in positions])
     msg.header.stamp = stamp(ns)
     return msg
 
@@ -52,14 +62,37 @@ class Recording:
     def add(self, topic: str, msgtype: str, ns: int, message, delay_ns: int = 2_000_000):
         self.messages.append((topic, msgtype, ns + delay_ns, message))
 
-    def write_episode(self, folder, task: str = "", tasks=()):
-        info = EpisodeInfo(episode_index=0, task=task, calibration_id="mock")
-        writer = EpisodeWriter(folder, info, TYPESTORE)
+    def write_episode(self, folder, task: str = "", tasks=(), namespace: str = "", **info):
+        """Like recorder_node: fully qualified topics; by default both arms the mock arm, its
+        calibration stored (``info`` overrides EpisodeInfo fields)."""
+        mock = calibration_to_json(MOCK_CALIBRATION)
+        fields = {"calibration_id": "mock", "calibration_json": mock, "leader_calibration_id": "mock",
+                  "leader_calibration_json": mock, "namespace": namespace or "/", **info}
+        writer = EpisodeWriter(folder, EpisodeInfo(episode_index=0, task=task, **fields), TYPESTORE)
         for ns, text in tasks:
             writer.set_task(text, ns)
         for topic, msgtype, ns, message in sorted(self.messages, key=lambda m: m[2]):
-            writer.write(topic, msgtype, ns, serialize_message(message))
+            writer.write(f"{namespace.rstrip('/')}/{topic}", msgtype, ns, serialize_message(message))
         writer.close("stop")
+        return folder
+
+    def write_landed_episode(self, folder, task: str, calibration_id: str):
+        """As the recorder wrote bags before recordings carried calibrations: topics relative
+        to its namespace, and custom_data with only these fields."""
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        custom = {"episode_index": "0", "task": task, "robot_type": "so101_follower",
+                  "calibration_id": calibration_id, "start_ns": str(min(m[2] for m in self.messages)),
+                  "end_ns": str(max(m[2] for m in self.messages)), "tasks": f'[[{T0}, "{task}"]]',
+                  "ended_by": "stop"}
+        with Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+            connections = {}
+            for topic, msgtype, ns, message in sorted(self.messages, key=lambda m: m[2]):
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+                writer.write(connections[topic], ns, serialize_message(message))
+            for key, value in custom.items():
+                writer.set_custom_data(key, value)
         return folder
 
     def write_plain(self, folder, storage: str):
@@ -206,7 +239,158 @@ def test_cli_shows_progress_and_a_summary(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "converting" in result.stderr and "frame" in result.stderr  # the progress bar
     assert "episode 1:" in result.stdout and "LeRobotDataset written to" in result.stdout
+    assert "calibration: follower mock (stored in the bag), leader mock (stored in the bag)" in result.stdout
+    assert "warning" not in result.stderr
     assert load(tmp_path / "dataset").num_episodes == 2
     missing = subprocess.run([*command[:4], str(tmp_path), "--output", str(tmp_path / "other")],
                              capture_output=True, text=True, env=ros_env(), timeout=600)
     assert missing.returncode == 1 and "convert:" in missing.stderr
+
+
+# --- each arm's own calibration, as lerobot-record stores state and action -------------------
+
+def two_arm_recording(seconds: float = 2.0, seed: int = 0) -> tuple[Recording, dict]:
+    """Follower at 50 Hz and leader at 40 Hz, each publishing radians of integer ticks of its
+    own calibration, as so101_node does."""
+    rec = Recording()
+    truth = {"follower": [], "leader": []}
+    for role, calibration, period_ns, offset_ns in (("follower", FOLLOWER, 20_000_000, 0),
+                                                    ("leader", LEADER, 25_000_000, 7_000_000)):
+        topic = "joint_states" if role == "follower" else "leader/joint_states"
+        for k, ticks in enumerate(random_ticks(calibration, int(seconds * 1e9 / period_ns), seed)):
+            ns = T0 + offset_ns + k * period_ns
+            rec.add(topic, "sensor_msgs/msg/JointState", ns, joint_state(ns, radians(calibration, ticks)))
+            truth[role].append((ns, ticks))
+        seed += 1
+    return rec, truth
+
+
+def stored(follower=FOLLOWER, leader=LEADER) -> dict:
+    """EpisodeInfo fields of a recorder with robot_id:=arm_f leader_id:=arm_l."""
+    return {"calibration_id": "arm_f", "calibration_json": calibration_to_json(follower),
+            "leader_calibration_id": "arm_l", "leader_calibration_json": calibration_to_json(leader)}
+
+
+def assert_lerobot_values(plan, truth, follower: LeRobotArm, leader: LeRobotArm, values=None):
+    """Every frame's state and action (``values``: (state, action) rows, default the plan's)
+    equal LeRobot's normalisation of the latest ticks of each arm."""
+    assert plan.frames >= 8
+    for k, t in enumerate(plan.times_ns):
+        state, action = values(k) if values else (plan.state[k], plan.action[k])
+        np.testing.assert_array_equal(state, follower.normalised(latest(truth["follower"], t)),
+                                      err_msg=f"state, frame {k}")
+        np.testing.assert_array_equal(action, leader.normalised(latest(truth["leader"], t)),
+                                      err_msg=f"action, frame {k}")
+
+
+@pytest.mark.parametrize("use_degrees", [True, False], ids=["degrees", "m100_100"])
+def test_state_and_action_are_lerobots_values_of_each_arms_ticks(tmp_path, monkeypatch, use_degrees):
+    """Converted on a machine with no calibration files: the bag's own calibrations give
+    exactly LeRobot's values (the leader's with the leader's calibration, as lerobot-record's
+    get_action), through LeRobot's loader, and LeRobot's robot_type."""
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(tmp_path / "no_calibrations_here"))
+    rec, truth = two_arm_recording()
+    bag = rec.write_episode(tmp_path / "episode_000000", "wave", [(T0, "wave")], **stored())
+
+    plans, _ = convert([bag], ConvertConfig(output=tmp_path / "dataset", fps=FPS, use_degrees=use_degrees))
+    dataset = load(tmp_path / "dataset")
+    follower = LeRobotArm("follower", FOLLOWER, tmp_path / "lerobot", use_degrees)
+    leader = LeRobotArm("leader", LEADER, tmp_path / "lerobot", use_degrees)
+    assert plans[0].calibrations == {"follower": "arm_f (stored in the bag)",
+                                     "leader": "arm_l (stored in the bag)"}
+    assert plans[0].warnings == []
+    assert dataset.num_frames == plans[0].frames
+    assert_lerobot_values(plans[0], truth, follower, leader, lambda k: (
+        dataset[k]["observation.state"].numpy(), dataset[k]["action"].numpy()))
+    assert dataset.meta.robot_type == follower.device.name == "so_follower"
+
+
+def test_calibration_precedence_option_then_stored_calibration_then_stored_id(tmp_path, monkeypatch):
+    files = tmp_path / "calibration"  # this machine's LeRobot calibration folder
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(files))
+    save_calibration(FOLLOWER_B, files / "robots" / "so_follower" / "arm_f.json")
+    save_calibration(LEADER_B, files / "teleoperators" / "so_leader" / "arm_l.json")
+    rec, truth = two_arm_recording(seconds=1.0)
+    with_calibrations = rec.write_episode(tmp_path / "stored", "wave", [(T0, "wave")], **stored())
+    ids_only = rec.write_episode(tmp_path / "ids_only", "wave", [(T0, "wave")],  # files were missing
+                                 **{**stored(), "calibration_json": "", "leader_calibration_json": ""})
+    arms = {name: LeRobotArm(role, calibration, tmp_path / "lerobot" / name)
+            for name, role, calibration in (("f", "follower", FOLLOWER), ("l", "leader", LEADER),
+                                            ("fb", "follower", FOLLOWER_B), ("lb", "leader", LEADER_B))}
+
+    def plan(bag, **options):
+        (plan,) = plan_all([bag], ConvertConfig(output=tmp_path / "dataset", fps=30, **options))
+        return plan
+
+    # What the bag stores wins over this machine's files of the same ids...
+    assert_lerobot_values(plan(with_calibrations), truth, arms["f"], arms["l"])
+    # ...and the options' files win over what the bag stores. The same angles are other ticks
+    # of arms calibrated like these files.
+    pairs = {"follower": (FOLLOWER, FOLLOWER_B), "leader": (LEADER, LEADER_B)}
+    truth_b = {role: [(ns, same_angle_ticks(ticks, *pairs[role])) for ns, ticks in truth[role]]
+               for role in pairs}
+    chosen = plan(with_calibrations, robot_id="arm_f", leader_id="arm_l")
+    assert_lerobot_values(chosen, truth_b, arms["fb"], arms["lb"])
+    assert chosen.calibrations["leader"].endswith("so_leader/arm_l.json)")
+    # A bag that stores only the ids: their files here.
+    assert_lerobot_values(plan(ids_only), truth_b, arms["fb"], arms["lb"])
+    mine = tmp_path / "mine"
+    save_calibration(FOLLOWER, mine / "arm_f.json")
+    save_calibration(LEADER, mine / "lead.json")
+    assert_lerobot_values(plan(ids_only, leader_id="lead", calibration_dir=str(mine)), truth,
+                          arms["f"], arms["l"])
+    # No file for a stored id: one error naming the option; nothing is written.
+    (files / "teleoperators" / "so_leader" / "arm_l.json").unlink()
+    with pytest.raises(BagError, match="stores the id 'arm_l' but not its calibration.*--leader-id"):
+        convert([ids_only], ConvertConfig(output=tmp_path / "dataset"))
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_bags_of_the_landed_recorder_still_convert(tmp_path, monkeypatch):
+    """Relative topic names, a follower calibration id and no leader calibration: the leader's
+    radians go through the follower's calibration, as before, with a warning; --leader-id
+    gives the leader's own; --robot-type replaces the bag's so101_follower."""
+    files = tmp_path / "calibration"
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(files))  # the CLI subprocess inherits it
+    save_calibration(FOLLOWER, files / "robots" / "so_follower" / "arm_f.json")
+    save_calibration(LEADER, files / "teleoperators" / "so_leader" / "arm_l.json")
+    rec, truth = two_arm_recording(seconds=1.0)
+    bag = rec.write_landed_episode(tmp_path / "episode_000000", "wave", "arm_f")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "smolvla_ros.cli", "convert", str(bag), "--output", str(tmp_path / "dataset"),
+         "--fps", str(FPS), "--robot-type", "so_follower"],
+        capture_output=True, text=True, env=ros_env(), timeout=600)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("convert: warning:")]
+    assert len(warnings) == 1 and "no leader calibration" in warnings[0] and "--leader-id" in warnings[0]
+    assert "calibration: follower arm_f (" in result.stdout and "leader the follower's" in result.stdout
+    dataset = load(tmp_path / "dataset")
+    assert dataset.meta.robot_type == "so_follower"
+
+    (plan,) = plan_all([bag], ConvertConfig(output=tmp_path / "unused", fps=FPS))
+    assert dataset.num_frames == plan.frames
+    follower = LeRobotArm("follower", FOLLOWER, tmp_path / "lerobot")
+    follower_units = ArmUnits(FOLLOWER)  # the landed converter's units for the leader
+    for k, t in enumerate(plan.times_ns):
+        np.testing.assert_array_equal(dataset[k]["observation.state"].numpy(),
+                                      follower.normalised(latest(truth["follower"], t)))
+        leader_radians = radians(LEADER, latest(truth["leader"], t))
+        np.testing.assert_array_equal(dataset[k]["action"].numpy(),
+                                      follower_units.radians_to_lerobot(leader_radians).astype(np.float32))
+
+    (own,) = plan_all([bag], ConvertConfig(output=tmp_path / "unused", fps=FPS, leader_id="arm_l"))
+    assert own.warnings == []
+    assert_lerobot_values(own, truth, follower, LeRobotArm("leader", LEADER, tmp_path / "lerobot"))
+
+
+def test_a_namespaced_recording_converts_without_the_namespace_option(tmp_path):
+    rec, truth = two_arm_recording(seconds=1.0)
+    bag = rec.write_episode(tmp_path / "episode_000000", "wave", [(T0, "wave")], namespace="/arm1",
+                            **stored())
+    metadata = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert {t["topic_metadata"]["name"] for t in metadata["topics_with_message_count"]} == \
+        {"/arm1/joint_states", "/arm1/leader/joint_states"}
+    (plan,) = plan_all([bag], ConvertConfig(output=tmp_path / "dataset", fps=FPS))
+    assert_lerobot_values(plan, truth, LeRobotArm("follower", FOLLOWER, tmp_path / "lerobot"),
+                          LeRobotArm("leader", LEADER, tmp_path / "lerobot"))

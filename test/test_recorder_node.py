@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import time
 
 import numpy as np
 import pytest
 import yaml
+from arm_fixtures import FOLLOWER, LEADER, LeRobotArm, radians, random_ticks
 from conftest import wait_for
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from ros_probe import NodeProcess, RosProbe
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from test_episode import read_back
 
+from smolvla_ros.calibration import calibration_from_json, save_calibration
 from smolvla_ros.msg import EpisodeStatus, PolicyStatus
 from smolvla_ros.policy.images import compressed_to_rgb
+from smolvla_ros.recording.to_dataset import ConvertConfig, plan_all
+from smolvla_ros.units import SO101_JOINTS
 
 TOPICS = {"joint_states": JointState, "cameras/front/image_raw": Image,
           "task_instruction": String, "policy_status": PolicyStatus}
@@ -78,13 +86,15 @@ def test_episode_holds_every_message_and_the_task_changes(tmp_path, probe):
     folder = tmp_path / "episode_000000"
     messages = read_back(folder)
     topics = [topic for topic, _, _ in messages]
-    assert topics.count("joint_states") == 30 and topics.count("cameras/front/image_raw") == 30
-    assert topics.count("policy_status") == 30
-    assert [m.data for t, m, _ in messages if t == "task_instruction"] == ["put it in the box"]
-    assert [m.position[0] for t, m, _ in messages if t == "joint_states"] == \
+    assert topics.count("/joint_states") == 30 and topics.count("/cameras/front/image_raw") == 30
+    assert topics.count("/policy_status") == 30  # fully qualified names, as `ros2 bag record`
+    assert [m.data for t, m, _ in messages if t == "/task_instruction"] == ["put it in the box"]
+    assert [m.position[0] for t, m, _ in messages if t == "/joint_states"] == \
         pytest.approx([0.01 * k for k in range(30)])
     custom = custom_data(folder)
     assert custom["task"] == "put it in the box" and custom["ended_by"] == "stop"
+    assert custom["robot_type"] == "so_follower"  # LeRobot's SOFollower.name, as lerobot-record stores
+    assert custom["leader_calibration_id"] == ""  # no leader_id: no leader arm
     assert [text for _, text in yaml.safe_load(custom["tasks"])] == \
         ["pick up the cube", "put it in the box"]
     statuses = probe.messages("episode_status")
@@ -122,7 +132,7 @@ def test_stopped_mid_episode_the_bag_stays_readable(tmp_path, probe, kill):
         finally:
             assert again.stop() == 0, again.output()
         assert "recovered" not in again.output()
-    images = [m for t, m, _ in read_back(folder) if t == "cameras/front/image_raw"]
+    images = [m for t, m, _ in read_back(folder) if t == "/cameras/front/image_raw"]
     assert len(images) >= (12 if kill == signal.SIGTERM else 8)
     assert custom_data(folder)["task"] == "wave"
 
@@ -156,7 +166,7 @@ def test_camera_images_can_be_stored_compressed(tmp_path, probe, fmt):
     finally:
         assert node.stop() == 0, node.output()
     stored = [m for t, m, _ in read_back(tmp_path / "episode_000000")
-              if t == "cameras/front/image_raw/compressed"]
+              if t == "/cameras/front/image_raw/compressed"]
     assert len(stored) == 5 and stored[0].format == f"rgb8; {fmt} compressed bgr8"
     decoded = compressed_to_rgb(bytes(stored[0].data))
     error = np.abs(decoded.astype(int) - rgb)
@@ -201,3 +211,169 @@ def test_stop_during_the_reset_pause_ends_the_sequence(tmp_path, probe):
     finally:
         assert node.stop() == 0, node.output()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_000000"]
+
+
+# --- bags as `ros2 bag record` writes them, carrying each arm's calibration -------------------
+
+QOS_KEYS = {"history", "depth", "reliability", "durability", "deadline", "lifespan", "liveliness",
+            "liveliness_lease_duration", "avoid_ros_namespace_conventions"}  # rosbag2 version 9
+INFINITE = {"sec": 9223372036, "nsec": 854775807}  # RMW_DURATION_INFINITE
+
+
+def metadata(folder):
+    return yaml.safe_load((folder / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+
+
+def joint_state(probe, positions) -> JointState:
+    msg = JointState(name=list(SO101_JOINTS), position=positions)
+    msg.header.stamp = probe.node.get_clock().now().to_msg()
+    return msg
+
+
+def test_a_namespaced_episode_is_a_ros2_bag_that_converts_to_lerobots_values_anywhere(
+        tmp_path, probe, monkeypatch):
+    """Fully qualified topics, each publisher's QoS and ros_distro in the metadata, every message
+    decoded by the mcap reader, both calibrations stored: converted where no calibration file
+    exists, state and action equal LeRobot's values of the ticks each arm published."""
+    calibrations = tmp_path / "calibrations"
+    save_calibration(FOLLOWER, calibrations / "arm_f.json")
+    save_calibration(LEADER, calibrations / "arm_l.json")
+    node = NodeProcess("recorder_node", "-r", "__ns:=/arm1", "-p", f"output_dir:={tmp_path / 'episodes'}",
+                       "-p", "robot_id:=arm_f", "-p", "leader_id:=arm_l",
+                       "-p", f"calibration_dir:={calibrations}")
+    topics = {"/arm1/joint_states": JointState, "/arm1/leader/joint_states": JointState,
+              "/arm1/cameras/front/image_raw": Image, "/arm1/policy_status": PolicyStatus,
+              "/arm1/task_instruction": String}
+    latched = probe.node.create_publisher(  # a second publisher, other QoS; it never publishes
+        PolicyStatus, "/arm1/policy_status",
+        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                   deadline=Duration(seconds=1.5), lifespan=Duration(seconds=3)))
+    follower_ticks, leader_ticks = random_ticks(FOLLOWER, 40, 3), random_ticks(LEADER, 40, 4)
+    truth = {"follower": [], "leader": []}
+    try:
+        for topic, kind in topics.items():
+            probe.publish(kind, topic, kind(), wait_for_subscriber=False)
+        for topic in topics:
+            assert wait_for(lambda t=topic: probe.subscription_count(t) > 0, 30), topic
+        probe.publish(String, "/arm1/task_instruction", String(data="pick up the cube"))
+        time.sleep(0.3)
+        assert probe.call(Trigger, "/arm1/start_episode").success
+        for k in range(40):
+            for role, ticks, calibration, topic in (
+                    ("follower", follower_ticks[k], FOLLOWER, "/arm1/joint_states"),
+                    ("leader", leader_ticks[k], LEADER, "/arm1/leader/joint_states")):
+                msg = joint_state(probe, radians(calibration, ticks))
+                probe.publish(JointState, topic, msg)
+                truth[role].append((msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, ticks))
+            if k % 2 == 0:
+                image = Image(height=8, width=8, encoding="rgb8", step=24, data=bytes([k] * 192))
+                image.header.stamp = probe.node.get_clock().now().to_msg()
+                probe.publish(Image, "/arm1/cameras/front/image_raw", image)
+            probe.publish(PolicyStatus, "/arm1/policy_status", PolicyStatus(chunks_published=k))
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert probe.call(Trigger, "/arm1/stop_episode").success
+    finally:
+        assert node.stop() == 0, node.output()
+        probe.node.destroy_publisher(latched)
+    assert "[WARN]" not in node.output()  # both calibrations read
+    folder = tmp_path / "episodes" / "episode_000000"
+
+    info = metadata(folder)
+    assert info["version"] == 9 and info["ros_distro"] == (os.environ.get("ROS_DISTRO") or "jazzy")
+    offered = {t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+               for t in info["topics_with_message_count"]}
+    assert set(offered) == {"/arm1/joint_states", "/arm1/leader/joint_states",
+                            "/arm1/cameras/front/image_raw", "/arm1/policy_status"}
+    for name, profiles in offered.items():
+        assert all(set(profile) == QOS_KEYS for profile in profiles)
+        if name == "/arm1/policy_status":  # one profile per publisher
+            (other,) = [profile for profile in profiles if profile["durability"] == "transient_local"]
+            assert other["reliability"] == "reliable"
+            assert other["deadline"] == {"sec": 1, "nsec": 500_000_000}
+            assert other["lifespan"] == {"sec": 3, "nsec": 0}
+            profiles = [profile for profile in profiles if profile is not other]
+        (default,) = profiles
+        assert (default["reliability"], default["durability"], default["liveliness"]) == \
+            ("reliable", "volatile", "automatic")
+        assert default["deadline"] == default["lifespan"] == default["liveliness_lease_duration"] == INFINITE
+
+    custom = info["custom_data"]
+    assert custom["namespace"] == "/arm1" and custom["robot_type"] == "so_follower"
+    assert (custom["calibration_id"], custom["leader_calibration_id"]) == ("arm_f", "arm_l")
+    assert calibration_from_json(custom["calibration_json"]) == FOLLOWER
+    assert calibration_from_json(custom["leader_calibration_json"]) == LEADER
+
+    messages = read_back(folder)  # every message decoded by mcap + mcap_ros2, ours included
+    names = [topic for topic, _, _ in messages]
+    assert names.count("/arm1/joint_states") == names.count("/arm1/leader/joint_states") == 40
+    assert names.count("/arm1/cameras/front/image_raw") == 20 and names.count("/arm1/policy_status") == 40
+    assert [m.chunks_published for t, m, _ in messages if t == "/arm1/policy_status"] == list(range(40))
+    assert [bytes(m.data)[0] for t, m, _ in messages if t == "/arm1/cameras/front/image_raw"] == \
+        list(range(0, 40, 2))
+    assert [list(m.position) for t, m, _ in messages if t == "/arm1/leader/joint_states"] == \
+        [radians(LEADER, ticks) for ticks in leader_ticks]
+
+    shutil.rmtree(calibrations)  # another machine: no calibration files anywhere
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(tmp_path / "empty"))
+    (plan,) = plan_all([folder], ConvertConfig(output=tmp_path / "dataset", fps=20))  # no --namespace
+    assert plan.action_source == "leader" and plan.frames >= 10 and plan.warnings == []
+    follower = LeRobotArm("follower", FOLLOWER, tmp_path / "lerobot")
+    leader = LeRobotArm("leader", LEADER, tmp_path / "lerobot")
+    for k, t in enumerate(plan.times_ns):
+        latest = {role: max((item for item in rows if item[0] <= t), key=lambda item: item[0])[1]
+                  for role, rows in truth.items()}
+        np.testing.assert_array_equal(plan.state[k], follower.normalised(latest["follower"]))
+        np.testing.assert_array_equal(plan.action[k], leader.normalised(latest["leader"]))
+
+
+def test_a_missing_calibration_is_one_warning_and_episodes_still_record(tmp_path, probe):
+    calibrations = tmp_path / "calibrations"
+    save_calibration(FOLLOWER, calibrations / "arm_f.json")
+    node = start_recorder(tmp_path / "episodes", "robot_id:=arm_f", "leader_id:=absent",
+                          f"calibration_dir:={calibrations}")
+    try:
+        wait_until_recorded(probe)
+        for _ in range(2):
+            assert probe.call(Trigger, "start_episode").success
+            publish_all(probe, 1)
+            time.sleep(0.3)
+            assert probe.call(Trigger, "stop_episode").success
+    finally:
+        assert node.stop() == 0, node.output()
+    warnings = [line for line in node.lines if line.startswith("[WARN]")]
+    assert len(warnings) == 1, node.output()  # once, not once per episode
+    assert "leader calibration 'absent'" in warnings[0] and "--leader-id" in warnings[0]
+    assert str(calibrations / "absent.json") in warnings[0]
+    for index in range(2):
+        folder = tmp_path / "episodes" / f"episode_00000{index}"
+        custom = custom_data(folder)
+        assert custom["leader_calibration_id"] == "absent" and custom["leader_calibration_json"] == ""
+        assert calibration_from_json(custom["calibration_json"]) == FOLLOWER
+        assert [t for t, _, _ in read_back(folder)].count("/joint_states") == 1
+
+
+def test_a_best_effort_camera_driver_is_recorded(tmp_path, probe):
+    """Camera drivers often publish with sensor-data QoS (best effort), which a reliable
+    subscription never matches: the recorder asks for what the publishers offer, as rosbag2."""
+    from rclpy.qos import qos_profile_sensor_data
+
+    node = start_recorder(tmp_path)
+    publisher = probe.node.create_publisher(Image, "cameras/side/image_raw", qos_profile_sensor_data)
+    image = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
+    try:
+        assert wait_for(lambda: publisher.get_subscription_count() > 0, 30)
+        assert probe.call(Trigger, "start_episode").success
+        for _ in range(5):
+            publisher.publish(image)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert probe.call(Trigger, "stop_episode").success
+    finally:
+        assert node.stop() == 0, node.output()
+    stored = [m for t, m, _ in read_back(tmp_path / "episode_000000") if t == "/cameras/side/image_raw"]
+    assert len(stored) == 5
+    metadata = yaml.safe_load((tmp_path / "episode_000000" / "metadata.yaml").read_text())
+    topics = {t["topic_metadata"]["name"]: t["topic_metadata"]
+              for t in metadata["rosbag2_bagfile_information"]["topics_with_message_count"]}
+    assert topics["/cameras/side/image_raw"]["offered_qos_profiles"][0]["reliability"] == "best_effort"

@@ -102,7 +102,7 @@ def test_scripted_expert_demonstration_is_recorded_and_converts(tmp_path):
 
     bag = tmp_path / "episodes" / "episode_000000"
     messages = read_back(bag)
-    cube_z = [m.pose.position.z for t, m, _ in messages if t == "cube_pose"]
+    cube_z = [m.pose.position.z for t, m, _ in messages if t == "/cube_pose"]
     assert max(cube_z) - cube_z[0] > 0.03  # the cube was picked during the recorded episode
 
     plans, _ = convert([bag], ConvertConfig(output=tmp_path / "dataset", fps=10))

@@ -7,6 +7,11 @@ stop_episode and discard_episode (std_srvs/Trigger) control it; with
 ``episode_duration_s`` with ``reset_duration_s`` records episode after episode with a reset
 pause between them (stop_episode during the pause ends the sequence). Camera topics are
 discovered as they appear. EpisodeStatus is published while recording and on every change.
+
+Bags look like ``ros2 bag record``'s: fully qualified topic names and each topic's offered QoS
+profiles (asked of the graph when the topic's first message of the episode arrives). Each
+episode also carries the calibration of the follower (``robot_id``) and of the leader
+(``leader_id``) as read when it starts, so conversion elsewhere needs no calibration files.
 """
 
 from __future__ import annotations
@@ -17,17 +22,19 @@ from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from smolvla_ros.calibration import calibration_path, calibration_to_json, robot_calibration
 from smolvla_ros.msg import EpisodeStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, run
 from smolvla_ros.policy.images import ImageError, image_to_rgb, rgb_to_compressed
 from smolvla_ros.recording.episode import (
-    EpisodeInfo, EpisodeWriteError, EpisodeWriter, is_unfinished, make_typestore,
-    msg_definitions, recover_episode,
+    ROBOT_TYPE, EpisodeInfo, EpisodeWriteError, EpisodeWriter, QosProfile, is_unfinished,
+    make_typestore, msg_definitions, recover_episode,
 )
 
 DEFAULT_TOPICS = ["joint_states", "leader/joint_states", "task_instruction", "action_chunk",
@@ -38,8 +45,13 @@ PARAMETERS = {
     "output_dir": ("episodes", "folder for episode bags (episode_000000, episode_000001, ...)"),
     "topics": (DEFAULT_TOPICS, "topics recorded besides the discovered cameras"),
     "record_cameras": (True, "record every cameras/<name>/image_raw (and /compressed) topic"),
-    "robot_type": ("so101_follower", "stored with each episode"),
-    "robot_id": ("so101_follower", "calibration id stored with each episode"),
+    "robot_type": (ROBOT_TYPE, "stored with each episode; LeRobot's name for the SO-100/SO-101 "
+                               "follower, what lerobot-record stores"),
+    "robot_id": ("so101_follower", "follower calibration id: its id and LeRobot calibration JSON "
+                                   "are stored with each episode; 'mock' = the emulated/simulated arm"),
+    "leader_id": ("", "leader calibration id, stored the same way (the action's units); "
+                      "empty = no leader arm"),
+    "calibration_dir": ("", "folder holding <id>.json; empty = LeRobot's default folder per role"),
     "episode_duration_s": (0.0, "stop an episode after this long; 0 = until stop_episode"),
     "reset_duration_s": (0.0, "after an episode ends by episode_duration_s, pause this long "
                               "(state RESETTING) and start the next one; 0 = no automatic next"),
@@ -69,6 +81,7 @@ class RecorderNode(Node):
         self._episodes_this_run = 0
         self._timer = None  # the episode's duration limit, or the reset pause
         self._subscribed: set[str] = set()
+        self._calibration_warned: set[tuple[str, str]] = set()
         self.status_pub = self.create_publisher(EpisodeStatus, "episode_status", 10)
         self.create_service(Trigger, "start_episode", self._on_start)
         self.create_service(Trigger, "stop_episode", self._on_stop)
@@ -97,25 +110,29 @@ class RecorderNode(Node):
                 self._subscribe(name, wanted.get(name, relative), types[0])
 
     def _subscribe(self, name: str, label: str, msgtype: str) -> None:
+        """``name`` is fully qualified (what the bag stores); ``label`` is the configured name."""
         package, _, type_name = msgtype.split("/")  # e.g. sensor_msgs/msg/Image
         message_class = getattr(importlib.import_module(f"{package}.msg"), type_name)
         self._subscribed.add(name)
         self.create_subscription(message_class, name,
-                                 lambda data, t=label, m=msgtype: self._on_message(t, m, data),
-                                 1000, raw=True)  # deep: a slow disk must not drop
+                                 lambda data, n=name, t=label, m=msgtype: self._on_message(n, t, m, data),
+                                 adapted_qos(self, name), raw=True)
 
     # --- messages -------------------------------------------------------------------------
-    def _on_message(self, topic: str, msgtype: str, data: bytes) -> None:
+    def _on_message(self, name: str, label: str, msgtype: str, data: bytes) -> None:
         stamp_ns = self.get_clock().now().nanoseconds
-        if topic == "task_instruction":
+        if label == "task_instruction":
             self._on_instruction(deserialize_message(data, String).data.strip(), stamp_ns)
         if self.writer is None:
             return
+        topic = name
         if self.p["compress_images"] and msgtype == "sensor_msgs/msg/Image":
-            topic, msgtype, data = self._compressed(topic, data)
+            topic, msgtype, data = self._compressed(name, data)
             if data is None:
                 return
         try:
+            if not self.writer.has_topic(topic):  # the publishers' QoS, as `ros2 bag record` keeps it
+                self.writer.add_topic(topic, msgtype, offered_qos(self, name))
             self.writer.write(topic, msgtype, stamp_ns, data)
         except EpisodeWriteError as error:
             self._finish(f"error: {error}", EpisodeStatus.STATE_ERROR)
@@ -151,8 +168,13 @@ class RecorderNode(Node):
         if self.writer is not None:
             raise RuntimeError(f"already recording {self.writer.folder}")
         folder = self._next_folder()
+        robot_id, leader_id = self.p["robot_id"], self.p["leader_id"]
         info = EpisodeInfo(episode_index=int(folder.name.split("_")[1]), task=self.task,
-                           robot_type=self.p["robot_type"], calibration_id=self.p["robot_id"])
+                           robot_type=self.p["robot_type"],
+                           calibration_id=robot_id, calibration_json=self._calibration(robot_id, "follower"),
+                           leader_calibration_id=leader_id,
+                           leader_calibration_json=self._calibration(leader_id, "leader"),
+                           namespace=self.get_namespace())
         try:
             self.writer = EpisodeWriter(folder, info, self.typestore)
         except EpisodeWriteError as error:
@@ -165,6 +187,23 @@ class RecorderNode(Node):
         self._set(EpisodeStatus.STATE_RECORDING, "")
         self.log("info", f"recording {folder} (task: {self.task!r})")
         return str(folder)
+
+    def _calibration(self, robot_id: str, role: str) -> str:
+        """The arm's calibration as LeRobot JSON, read now (what is in force for this episode);
+        '' with one warning (once per arm) if there is none: the episode records all the same."""
+        if not robot_id:
+            return ""
+        try:
+            return calibration_to_json(robot_calibration(robot_id, role, self.p["calibration_dir"]))
+        except (OSError, ValueError) as error:
+            if (role, robot_id) not in self._calibration_warned:
+                self._calibration_warned.add((role, robot_id))
+                reason = (f"no file {calibration_path(robot_id, role, self.p['calibration_dir'])}"
+                          if isinstance(error, FileNotFoundError) else str(error))
+                option = "--robot-id" if role == "follower" else "--leader-id"
+                self.log("warn", f"{role} calibration '{robot_id}' not stored with episodes ({reason}); "
+                                 f"they record without it and `smolvla-ros convert` needs {option}")
+            return ""
 
     def _finish(self, ended_by: str, state: int = EpisodeStatus.STATE_IDLE) -> str:
         self._arm(0.0, None)
@@ -260,6 +299,45 @@ class RecorderNode(Node):
         if self.writer is not None:
             self._finish("shutdown")  # Ctrl-C or SIGTERM: a closed, readable bag
         super().destroy_node()
+
+
+def adapted_qos(node: Node, topic: str) -> QoSProfile:
+    """The subscription QoS that hears every publisher, as rosbag2 chooses it: reliable only if
+    all offer reliable (a reliable request never matches a best-effort camera driver, such as
+    one publishing with sensor-data QoS), transient-local only if all offer it. Deep: a slow
+    disk must not drop."""
+    offers = [info.qos_profile for info in node.get_publishers_info_by_topic(topic)]
+    reliable = all(q.reliability == ReliabilityPolicy.RELIABLE for q in offers)
+    latched = bool(offers) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offers)
+    return QoSProfile(depth=1000,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def offered_qos(node: Node, topic: str) -> list[QosProfile]:
+    """The QoS profiles the publishers of ``topic`` offer, as rosbag2 (Jazzy, metadata version 9)
+    writes them in metadata.yaml, so a bag replays with its publishers' QoS."""
+    return [qos_profile_dict(info.qos_profile) for info in node.get_publishers_info_by_topic(topic)]
+
+
+def qos_profile_dict(qos: QoSProfile) -> QosProfile:
+    """One profile in rosbag2's version-9 form: policies by rmw's lower-case names, durations
+    as {sec, nsec} (infinite = RMW_DURATION_INFINITE, 9223372036 s 854775807 ns)."""
+    def duration(value) -> dict:
+        sec, nsec = divmod(value.nanoseconds, 10**9)
+        return {"sec": sec, "nsec": nsec}
+
+    return {
+        "history": HistoryPolicy(qos.history).name.lower(),
+        "depth": qos.depth,
+        "reliability": ReliabilityPolicy(qos.reliability).name.lower(),
+        "durability": DurabilityPolicy(qos.durability).name.lower(),
+        "deadline": duration(qos.deadline),
+        "lifespan": duration(qos.lifespan),
+        "liveliness": LivelinessPolicy(qos.liveliness).name.lower(),
+        "liveliness_lease_duration": duration(qos.liveliness_lease_duration),
+        "avoid_ros_namespace_conventions": qos.avoid_ros_namespace_conventions,
+    }
 
 
 def main(args: list[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 Reads our recorder's episodes and bags from plain ``ros2 bag record`` alike (MCAP or sqlite3
 storage): topics are matched by name relative to an optional namespace, so ``/joint_states``,
-``joint_states`` and ``/arm/joint_states`` (namespace ``arm``) are the same topic. Joint
-states, instructions and action chunks are small and kept decoded; camera images are not
-kept, only their stamps and where they are, for a second, streaming pass (``iter_images``).
+``joint_states`` and ``/arm/joint_states`` (namespace ``arm``) are the same topic. (The
+recorder stores fully qualified names and its namespace in custom_data; before, it stored
+names relative to its namespace.) Joint states, instructions and action chunks are small and
+kept decoded; camera images are not kept, only their stamps and where they are, for a
+second, streaming pass (``iter_images``).
 
 Times are the messages' header stamps (when the data was measured), or the bag's receive
 time for messages without one, in nanoseconds.
@@ -58,6 +60,7 @@ class BagContents:
     path: Path
     topics: list[str]
     custom_data: dict[str, str]
+    namespace: str = ""  # the one topics were read relative to
     follower: JointSeries | None = None
     leader: JointSeries | None = None
     cameras: dict[str, CameraSeries] = field(default_factory=dict)
@@ -83,7 +86,7 @@ def header_stamp_ns(raw: bytes) -> int:
 
 
 def custom_data(path: Path) -> dict[str, str]:
-    """The bag's custom data (our episodes keep their task and calibration id there)."""
+    """The bag's custom data (our episodes keep their task, calibrations and namespace there)."""
     metadata = Path(path) / "metadata.yaml"
     if not metadata.is_file():
         return {}
@@ -110,7 +113,7 @@ def read_bag(path: Path, joints: tuple[str, ...], namespace: str = "") -> BagCon
         by_topic: dict[str, list] = {}
         for connection in reader.connections:
             by_topic.setdefault(relative_topic(connection.topic, namespace), []).append(connection)
-        contents = BagContents(Path(path), sorted(by_topic), custom_data(path))
+        contents = BagContents(Path(path), sorted(by_topic), custom_data(path), namespace)
         wanted = [c for topic, conns in by_topic.items() for c in conns
                   if topic in (JOINT_STATES, LEADER_JOINT_STATES, TASK_INSTRUCTION, ACTION_CHUNK)
                   or CAMERA_TOPIC.match(topic)]

@@ -2,21 +2,35 @@
 
 Messages arrive already serialized (CDR, as DDS delivers them) and are written as they come,
 so memory stays flat however long the episode. Message definitions are embedded for every
-type, ours included, so any MCAP or rosbag2 reader decodes them. The episode's task text,
-index, robot type, calibration id and start/end stamps go into the bag's ``custom_data``;
-an ``episode.json`` beside the MCAP file holds the same from the first moment, so a bag whose
+type, ours included, so any MCAP or rosbag2 reader decodes them. The bag looks like one from
+``ros2 bag record`` on Jazzy (metadata version 9): topics by their fully qualified names, the
+publishers' offered QoS profiles per topic, and ``ros_distro``. The episode's task text,
+index, robot type, the calibration of each arm (id and LeRobot JSON, so conversion elsewhere
+needs no calibration files) and start/end stamps go into the bag's ``custom_data``; an
+``episode.json`` beside the MCAP file holds the same from the first moment, so a bag whose
 writer was killed can be recovered with its metadata (``recover_episode``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from io import StringIO
 from pathlib import Path
 
 EPISODE_JSON = "episode.json"
+DEFAULT_ROS_DISTRO = "jazzy"  # what the ROS wheels here are; rosbag2 writes $ROS_DISTRO
+ROBOT_TYPE = "so_follower"  # LeRobot's robot.name for SO-100/SO-101 followers (0.6.1)
+
+# One publisher's offered QoS as rosbag2 (metadata version 9) writes it in metadata.yaml:
+# {history: keep_last, depth: 10, reliability: reliable, durability: volatile,
+#  deadline: {sec, nsec}, lifespan: ..., liveliness: automatic, liveliness_lease_duration: ...,
+#  avoid_ros_namespace_conventions: false}
+QosProfile = dict
 
 
 class EpisodeWriteError(RuntimeError):
@@ -25,10 +39,20 @@ class EpisodeWriteError(RuntimeError):
 
 @dataclass
 class EpisodeInfo:
+    """What an episode records besides its messages (all of it in custom_data).
+
+    The calibrations are LeRobot's JSON text as in force when recording started, so a converter
+    on another machine turns the radians back into exactly the ticks (and LeRobot units) of the
+    arm that produced them. ``''`` means unknown: no such arm, or its file was missing."""
+
     episode_index: int
     task: str
-    robot_type: str = "so101_follower"
-    calibration_id: str = ""
+    robot_type: str = ROBOT_TYPE
+    calibration_id: str = ""  # the follower's (observation.state)
+    calibration_json: str = ""
+    leader_calibration_id: str = ""  # the leader's (action in teleoperation); '' = no leader arm
+    leader_calibration_json: str = ""
+    namespace: str = ""  # the recorder's; topic names in the bag are fully qualified
     start_ns: int = 0
     end_ns: int = 0
     tasks: list[tuple[int, str]] = field(default_factory=list)  # (stamp_ns, text) changes
@@ -40,13 +64,55 @@ class EpisodeInfo:
                 for key, value in asdict(self).items()}
 
 
+def ros_distro() -> str:
+    """The distro a bag records, as rosbag2 does: ``$ROS_DISTRO`` (here: jazzy if unset)."""
+    return os.environ.get("ROS_DISTRO") or DEFAULT_ROS_DISTRO
+
+
+def _with_ros_distro(metadata_yaml: str, distro: str, key: str | None = None) -> str:
+    """rosbags writes ``ros_distro: rosbags``; put the real distro in (YAML in, YAML out)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")
+    yaml.default_flow_style = False
+    data = yaml.load(metadata_yaml)
+    (data[key] if key else data)["ros_distro"] = distro
+    out = StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _make_writer(folder: Path, distro: str):
+    """rosbags' rosbag2 writer (version 9, MCAP) that records ``distro`` as ``ros_distro`` in
+    metadata.yaml and in the MCAP file's own copy of the metadata, as rosbag2 does."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    class Rosbag2Writer(Writer):
+        def close(self) -> None:
+            storage = self.storage
+            close_storage = storage.close
+            storage.close = lambda version, metadata: close_storage(
+                version, _with_ros_distro(metadata, distro).strip())
+            super().close()
+            tmp = self.metapath.with_suffix(".yaml.tmp")
+            tmp.write_text(_with_ros_distro(self.metapath.read_text(), distro,
+                                            "rosbag2_bagfile_information"))
+            tmp.replace(self.metapath)
+
+    return Rosbag2Writer(folder, version=9, storage_plugin=StoragePlugin.MCAP)
+
+
 class EpisodeWriter:
-    """Writes one episode; ``typestore`` (rosbags) knows every message type it will see."""
+    """Writes one episode; ``typestore`` (rosbags) knows every message type it will see.
+
+    Topics are named as given: the recorder passes fully qualified names, like ``ros2 bag
+    record``. ``add_topic`` records a topic's offered QoS profiles; ``write`` on a topic not
+    added yet adds it without (rosbag2 then falls back to its default QoS on playback)."""
 
     FLUSH_PERIOD_S = 1.0
 
     def __init__(self, folder: Path, info: EpisodeInfo, typestore):
-        from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+        from rosbags.rosbag2 import WriterError
 
         self.folder = Path(folder)
         self.info = info
@@ -57,11 +123,27 @@ class EpisodeWriter:
         self._connections = {}
         self._last_flush = time.monotonic()
         try:
-            self._writer = Writer(self.folder, version=9, storage_plugin=StoragePlugin.MCAP)
+            self._writer = _make_writer(self.folder, ros_distro())
             self._writer.open()
             self._save_info()
         except (OSError, WriterError) as error:
             raise EpisodeWriteError(f"cannot create episode {self.folder}: {error}") from None
+
+    def has_topic(self, topic: str) -> bool:
+        return topic in self._connections
+
+    def add_topic(self, topic: str, msgtype: str, offered_qos: Sequence[QosProfile] = ()) -> None:
+        """Register ``topic`` with its publishers' offered QoS (rosbag2 version-9 dicts)."""
+        try:
+            self._add(topic, msgtype, offered_qos)
+        except OSError as error:
+            raise EpisodeWriteError(f"writing {self.folder} failed: {error}") from None
+
+    def _add(self, topic: str, msgtype: str, offered_qos: Sequence[QosProfile]) -> None:
+        from rosbags.rosbag2.metadata import parse_qos
+
+        self._connections[topic] = self._writer.add_connection(
+            topic, msgtype, typestore=self.typestore, offered_qos_profiles=parse_qos(list(offered_qos)))
 
     def set_task(self, text: str, stamp_ns: int) -> None:
         """The instruction in force changed (kept with its time, also as the bag's task)."""
@@ -75,11 +157,9 @@ class EpisodeWriter:
     def write(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
         """Write one serialized message; raises EpisodeWriteError if the disk refuses."""
         try:
-            connection = self._connections.get(topic)
-            if connection is None:
-                connection = self._connections[topic] = self._writer.add_connection(
-                    topic, msgtype, typestore=self.typestore)
-            self._writer.write(connection, stamp_ns, data)
+            if topic not in self._connections:
+                self._add(topic, msgtype, ())
+            self._writer.write(self._connections[topic], stamp_ns, data)
             if time.monotonic() - self._last_flush > self.FLUSH_PERIOD_S:
                 self._flush()
         except OSError as error:
@@ -171,6 +251,9 @@ def recover_episode(folder: Path, typestore) -> int:
                     schemas[record.id] = record.name
                 elif isinstance(record, Channel):
                     channels[record.id] = (record.topic, schemas[record.schema_id])
+                    if not writer.has_topic(record.topic):
+                        writer.add_topic(record.topic, schemas[record.schema_id],
+                                         _stored_qos(record.metadata.get("offered_qos_profiles", "")))
                 elif isinstance(record, Message):
                     topic, msgtype = channels[record.channel_id]
                     writer.write(topic, msgtype, record.log_time, record.data)
@@ -178,3 +261,14 @@ def recover_episode(folder: Path, typestore) -> int:
             pass  # the kill cut the file here: everything before it is kept
     writer.close(f"recovered after the recorder stopped without closing ({info.ended_by or 'killed'})")
     return writer.messages
+
+
+def _stored_qos(text: str) -> list[QosProfile]:
+    """The QoS profiles an MCAP channel keeps (rosbag2 YAML; '' for none), as dicts again."""
+    import yaml
+
+    try:
+        profiles = yaml.safe_load(text) if text else []
+    except yaml.YAMLError:
+        return []
+    return profiles if isinstance(profiles, list) else []

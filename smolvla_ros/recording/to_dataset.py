@@ -4,16 +4,23 @@ One bag = one episode. Each frame at ``k / fps`` takes, per topic, the latest me
 measured at or before it (by the messages' own stamps: a recording that missed its nominal
 rate is resampled, not assumed), and gaps longer than a frame are reported:
 
-- ``observation.state``: the follower's ``joint_states``, in LeRobot units (units module);
-- ``action``: the leader's ``leader/joint_states`` (teleoperation), or else the trajectory
-  the arm executed from ``action_chunk``, replayed through the same TrajectoryExecutor the
-  arm nodes run; LeRobot units as well;
+- ``observation.state``: the follower's ``joint_states``, in LeRobot units (units module) of
+  the follower's calibration;
+- ``action``: the leader's ``leader/joint_states`` (teleoperation) in LeRobot units of the
+  leader's own calibration, which is what ``lerobot-record`` stores (the leader's normalised
+  ``get_action()``); or else the trajectory the arm executed from ``action_chunk``, replayed
+  through the same TrajectoryExecutor the arm nodes run, in the follower's units;
 - ``observation.images.<name>``: ``cameras/<name>/image_raw`` (or ``/compressed``), as video;
 - ``task``: the instruction in force at the frame (episode metadata and ``task_instruction``
   messages; ``--task`` where none is).
 
 Frames run from the moment every needed topic has data to the moment one of them ends.
 Every bag is checked before anything is written, so a missing topic costs nothing.
+
+Each arm's calibration comes from, first to last: ``--robot-id`` / ``--leader-id`` (files, or
+``mock``); the calibration stored in the bag (what was in force when it was recorded); the id
+stored in the bag (its file here). A bag with a leader but no leader calibration at all (from
+an older recorder, or ``ros2 bag record``) falls back to the follower's, with a warning.
 """
 
 from __future__ import annotations
@@ -24,11 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from smolvla_ros.calibration import calibration_path, robot_calibration
+from smolvla_ros.calibration import (
+    MOCK_ROBOT_ID, calibration_from_json, calibration_path, robot_calibration,
+)
 from smolvla_ros.recording.bag_reader import (
     ACTION_CHUNK, JOINT_STATES, LEADER_JOINT_STATES, TASK_INSTRUCTION, BagContents, BagError,
-    iter_images, read_bag,
+    custom_data, iter_images, read_bag,
 )
+from smolvla_ros.recording.episode import ROBOT_TYPE
 from smolvla_ros.trajectory import TrajectoryError, TrajectoryExecutor
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 
@@ -42,12 +52,12 @@ class ConvertConfig:
     repo_id: str = "local/so101_demonstrations"
     task: str = ""  # where no instruction is in force
     action: str = "auto"  # leader | trajectory | auto (leader if the bag has it)
-    robot_id: str = ""  # follower calibration; '' = the id stored in the bag
-    leader_id: str = ""  # leader calibration; '' = the follower's
+    robot_id: str = ""  # follower calibration file; '' = the calibration stored in the bag
+    leader_id: str = ""  # leader calibration file; '' = the calibration stored in the bag
     calibration_dir: str = ""
     use_degrees: bool = True
-    namespace: str = ""
-    robot_type: str = ""  # '' = stored in the bag, else so101_follower
+    namespace: str = ""  # '' = the recorder's, stored in the bag
+    robot_type: str = ""  # '' = stored in the bag, else LeRobot's so_follower
 
 
 @dataclass
@@ -63,20 +73,62 @@ class EpisodePlan:
     images: dict[str, list[tuple[int, int]]]  # camera -> place of each frame's image
     gaps: list[str] = field(default_factory=list)
     skipped_without_task: int = 0
+    calibrations: dict[str, str] = field(default_factory=dict)  # role -> where it came from
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
         return len(self.times_ns)
 
 
-def _units(robot_id: str, role: str, calibration_dir: str, use_degrees: bool) -> ArmUnits:
+# custom_data keys of each arm's calibration (EpisodeInfo), and the option that overrides it
+STORED_CALIBRATION = {"follower": ("calibration_id", "calibration_json"),
+                      "leader": ("leader_calibration_id", "leader_calibration_json")}
+OPTION = {"follower": "--robot-id", "leader": "--leader-id"}
+DEFAULT_ROBOT_ID = "so101_follower"  # the follower's id for bags that store none
+
+
+def _units(robot_id: str, role: str, config: ConvertConfig, why: str = "") -> tuple[ArmUnits, str]:
+    """The arm's units from its calibration file (or the built-in ``mock``), and its source."""
+    path = calibration_path(robot_id, role, config.calibration_dir)
     try:
-        return ArmUnits(robot_calibration(robot_id, role, calibration_dir), use_degrees=use_degrees)
+        calibration = robot_calibration(robot_id, role, config.calibration_dir)
     except FileNotFoundError:
-        path = calibration_path(robot_id, role, calibration_dir)
-        raise BagError(f"no {role} calibration {path}: LeRobot units need it (pass --robot-id / "
-                       "--leader-id / --calibration-dir, or --robot-id mock for the emulated or "
-                       "simulated arm)") from None
+        raise BagError(f"no {role} calibration {path}{why}: LeRobot units need it (pass "
+                       f"{OPTION[role]} / --calibration-dir, or {OPTION[role]} mock for the emulated "
+                       "or simulated arm)") from None
+    except ValueError as error:
+        raise BagError(str(error)) from None
+    source = "built-in (mock)" if robot_id == MOCK_ROBOT_ID else str(path)
+    return _arm_units(calibration, config, source), f"{robot_id} ({source})"
+
+
+def _arm_units(calibration, config: ConvertConfig, source: str) -> ArmUnits:
+    try:
+        return ArmUnits(calibration, use_degrees=config.use_degrees)
+    except ValueError as error:
+        raise BagError(f"{source}: {error}") from None
+
+
+def arm_units(bag: BagContents, role: str, config: ConvertConfig) -> tuple[ArmUnits, str] | None:
+    """One arm's units and where its calibration came from: the option (a file), else the
+    calibration stored in the bag, else the file of the id stored in the bag; None if none."""
+    explicit = config.robot_id if role == "follower" else config.leader_id
+    if explicit:
+        return _units(explicit, role, config)
+    id_key, json_key = STORED_CALIBRATION[role]
+    stored_id = bag.custom_data.get(id_key, "")
+    if bag.custom_data.get(json_key):
+        source = f"{bag.path}: the {role} calibration stored in the bag"
+        try:
+            calibration = calibration_from_json(bag.custom_data[json_key], source)
+        except ValueError as error:
+            raise BagError(str(error)) from None
+        return _arm_units(calibration, config, source), f"{stored_id or '?'} (stored in the bag)"
+    if stored_id:
+        return _units(stored_id, role, config,
+                      f" ({bag.path} stores the id '{stored_id}' but not its calibration)")
+    return None
 
 
 def _task_events(bag: BagContents) -> list[tuple[int, str]]:
@@ -127,8 +179,8 @@ def _executed(bag: BagContents, times: np.ndarray, follower_at: np.ndarray, orig
     return out
 
 
-def plan_episode(bag: BagContents, config: ConvertConfig, follower_units: ArmUnits,
-                 leader_units: ArmUnits) -> EpisodePlan:
+def action_source(bag: BagContents, config: ConvertConfig) -> str:
+    """leader or trajectory, as ``config.action`` asks and the bag allows."""
     if bag.follower is None:
         raise BagError(f"{bag.path}: no '{JOINT_STATES}' topic (observation.state comes from it); "
                        f"topics in the bag: {bag.topics}")
@@ -141,6 +193,13 @@ def plan_episode(bag: BagContents, config: ConvertConfig, follower_units: ArmUni
     if source == "trajectory" and not bag.chunks:
         raise BagError(f"{bag.path}: no '{LEADER_JOINT_STATES}' or usable '{ACTION_CHUNK}' topic for "
                        f"the action; topics in the bag: {bag.topics}")
+    return source
+
+
+def plan_episode(bag: BagContents, config: ConvertConfig, follower_units: ArmUnits,
+                 leader_units: ArmUnits | None) -> EpisodePlan:
+    """``leader_units`` converts ``leader/joint_states``; only needed for a leader action."""
+    source = action_source(bag, config)
     streams = {JOINT_STATES: bag.follower.stamps}
     streams.update({camera.topic: camera.stamps for camera in bag.cameras.values()})
     if source == "leader":
@@ -201,12 +260,24 @@ def plan_all(bags: list[Path], config: ConvertConfig) -> list[EpisodePlan]:
     """Read and check every bag (no images yet); raises BagError before anything is written."""
     plans = []
     for path in bags:
-        bag = read_bag(path, SO101_JOINTS, config.namespace)
-        robot_id = config.robot_id or bag.custom_data.get("calibration_id") or "so101_follower"
-        follower = _units(robot_id, "follower", config.calibration_dir, config.use_degrees)
-        leader = (_units(config.leader_id, "leader", config.calibration_dir, config.use_degrees)
-                  if config.leader_id else follower)
-        plans.append(plan_episode(bag, config, follower, leader))
+        namespace = config.namespace or custom_data(path).get("namespace", "")
+        bag = read_bag(path, SO101_JOINTS, namespace)
+        follower_units, follower_source = (arm_units(bag, "follower", config)
+                                           or _units(DEFAULT_ROBOT_ID, "follower", config))
+        calibrations, warnings = {"follower": follower_source}, []
+        leader_units = None
+        if action_source(bag, config) == "leader":  # a trajectory action needs no leader
+            leader = arm_units(bag, "leader", config)
+            if leader is None:
+                leader = follower_units, f"the follower's: {follower_source}"
+                warnings.append(f"{bag.path}: the bag has '{LEADER_JOINT_STATES}' but no leader "
+                                "calibration (an older recorder, or recorded without leader_id): the "
+                                "action uses the follower's calibration; pass --leader-id for the "
+                                "leader's own, as lerobot-record would store it")
+            leader_units, calibrations["leader"] = leader
+        plan = plan_episode(bag, config, follower_units, leader_units)
+        plan.calibrations, plan.warnings = calibrations, warnings
+        plans.append(plan)
     shapes = {name: camera.shape for name, camera in plans[0].bag.cameras.items()}
     for plan in plans[1:]:
         other = {name: camera.shape for name, camera in plan.bag.cameras.items()}
@@ -223,13 +294,13 @@ def write_dataset(plans: list[EpisodePlan], config: ConvertConfig, progress=None
     if Path(config.output).exists():
         raise BagError(f"{config.output} exists; the dataset needs a new folder")
     cameras = {name: camera.shape for name, camera in plans[0].bag.cameras.items()}
-    robot_type = config.robot_type or plans[0].bag.custom_data.get("robot_type") or "so101_follower"
+    robot_type = config.robot_type or plans[0].bag.custom_data.get("robot_type") or ROBOT_TYPE
     dataset = LeRobotDataset.create(config.repo_id, config.fps, dataset_features(SO101_JOINTS, cameras),
                                     root=config.output, robot_type=robot_type, use_videos=True,
                                     image_writer_threads=2 * len(cameras))
     try:
         for plan in plans:
-            for frame in _frames(plan, config):
+            for frame in _frames(plan):
                 dataset.add_frame(frame)
                 if progress is not None:
                     progress.update(1)
@@ -239,7 +310,7 @@ def write_dataset(plans: list[EpisodePlan], config: ConvertConfig, progress=None
     return dataset
 
 
-def _frames(plan: EpisodePlan, config: ConvertConfig):
+def _frames(plan: EpisodePlan):
     """The episode's frames in order; each image decoded once and kept only while needed."""
     def frame(k: int, images: dict) -> dict:
         out = {"observation.state": plan.state[k], "action": plan.action[k], "task": plan.tasks[k]}
@@ -256,7 +327,7 @@ def _frames(plan: EpisodePlan, config: ConvertConfig):
             last_use[name][place] = k
     decoded: dict[str, dict] = {name: {} for name in plan.images}
     k = 0
-    for name, place, rgb in iter_images(plan.bag.path, plan.bag.cameras, config.namespace):
+    for name, place, rgb in iter_images(plan.bag.path, plan.bag.cameras, plan.bag.namespace):
         if place in last_use[name]:
             decoded[name][place] = rgb
         while k < plan.frames and all(plan.images[n][k] in decoded[n] for n in plan.images):
