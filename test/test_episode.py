@@ -21,7 +21,8 @@ from std_msgs.msg import String
 from smolvla_ros.calibration import calibration_from_json, calibration_to_json
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.recording.episode import (
-    EpisodeInfo, EpisodeWriter, is_unfinished, make_typestore, msg_definitions, recover_episode,
+    EpisodeInfo, EpisodeWriter, make_typestore, msg_definitions, recover_episode,
+    unfinished_episodes,
 )
 
 TYPESTORE = make_typestore(msg_definitions(REPO_ROOT / "msg"))
@@ -83,7 +84,7 @@ def test_killed_writer_leaves_a_recoverable_episode(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     process.stdout.close()
-    assert is_unfinished(folder)
+    assert unfinished_episodes(folder.parent) == [folder]
 
     recovered = recover_episode(folder, TYPESTORE)
     assert recovered >= 30 - 4  # at most the open chunk (~1 MiB: 4 of these images) is lost
@@ -204,7 +205,7 @@ def test_recovery_keeps_the_offered_qos_and_the_calibrations(tmp_path):
     image = Image(height=240, width=320, encoding="rgb8", step=960, data=bytes(240 * 320 * 3))
     for k in range(12):  # several complete MCAP chunks (1 MiB each), flushed
         writer.write("/cameras/front/image_raw", "sensor_msgs/msg/Image", 1_000 + k, serialize_message(image))
-    assert is_unfinished(folder)  # the writer is abandoned here, as if killed...
+    assert unfinished_episodes(folder.parent) == [folder]  # the writer is abandoned here, as if killed...
     writer._writer.storage.bio.close()  # ...and its file closed, as the OS would
 
     assert recover_episode(folder, TYPESTORE) >= 8

@@ -377,3 +377,76 @@ def test_a_best_effort_camera_driver_is_recorded(tmp_path, probe):
     topics = {t["topic_metadata"]["name"]: t["topic_metadata"]
               for t in metadata["rosbag2_bagfile_information"]["topics_with_message_count"]}
     assert topics["/cameras/side/image_raw"]["offered_qos_profiles"][0]["reliability"] == "best_effort"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MiB tmpfs that a test can fill: a real full disk (ENOSPC). Needs root (CI is)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk) -> None:
+    """Take every byte left on the disk."""
+    with open(disk / "filler", "wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def test_a_full_disk_loses_no_episode_and_never_stops_the_recorder(small_disk, probe):
+    episodes = small_disk / "episodes"
+    node = start_recorder(episodes)
+    big = Image(height=120, width=160, encoding="rgb8", step=480,
+                data=np.random.default_rng(1).integers(0, 256, 57600, np.uint8).tobytes())
+    try:
+        wait_until_recorded(probe)
+        assert probe.call(Trigger, "start_episode").success
+        for _ in range(40):  # 2.3 MB over 2 s: complete MCAP chunks, flushed each second
+            probe.publish(Image, "cameras/front/image_raw", big)
+            time.sleep(0.05)
+        fill(small_disk)
+        for _ in range(40):  # the disk refuses: the episode ends with an error
+            probe.publish(Image, "cameras/front/image_raw", big)
+            time.sleep(0.02)
+        assert wait_for(lambda: probe.messages("episode_status")[-1].state == EpisodeStatus.STATE_ERROR, 30)
+    finally:
+        assert node.stop() == 0, node.output()
+    original = episodes / "episode_000000"
+    assert not (original / "metadata.yaml").exists()  # unfinished: it could not be closed
+    before = {path.name: path.stat().st_size for path in original.iterdir()}
+
+    # Restart on the still-full disk: the recovery cannot complete; nothing is lost or moved.
+    for _ in range(2):
+        node = start_recorder(episodes)
+        try:
+            node.wait_for_output("ready: episodes go to")
+            assert node.output().count("cannot recover") == 1
+            assert f"its data stays in {original}" in node.output()
+            response = probe.call(Trigger, "start_episode")  # fails, and leaves no folder
+            assert not response.success and "cannot create episode" in response.message
+            assert node.process.poll() is None
+        finally:
+            assert node.stop() == 0, node.output()
+        assert sorted(path.name for path in episodes.iterdir()) == ["episode_000000"]
+        assert {path.name: path.stat().st_size for path in original.iterdir()} == before
+
+    # With space again, the next start recovers it.
+    (small_disk / "filler").unlink()
+    node = start_recorder(episodes)
+    try:
+        node.wait_for_output("recovered")
+    finally:
+        assert node.stop() == 0, node.output()
+    images = [m for t, m, _ in read_back(original) if t == "/cameras/front/image_raw"]
+    assert len(images) >= 5 and (episodes / "episode_000000.partial").is_dir()

@@ -33,8 +33,8 @@ from smolvla_ros.msg import EpisodeStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, run
 from smolvla_ros.policy.images import ImageError, image_to_rgb, rgb_to_compressed
 from smolvla_ros.recording.episode import (
-    ROBOT_TYPE, EpisodeInfo, EpisodeWriteError, EpisodeWriter, QosProfile, is_unfinished,
-    make_typestore, msg_definitions, recover_episode,
+    ROBOT_TYPE, EpisodeInfo, EpisodeWriteError, EpisodeWriter, QosProfile, make_typestore,
+    msg_definitions, recover_episode, unfinished_episodes,
 )
 
 DEFAULT_TOPICS = ["joint_states", "leader/joint_states", "task_instruction", "action_chunk",
@@ -94,10 +94,15 @@ class RecorderNode(Node):
                          "(services start_episode, stop_episode, discard_episode)")
 
     def _recover_unfinished(self) -> None:
-        for folder in sorted(self.output_dir.glob("episode_*")):
-            if is_unfinished(folder):
+        """Every start retries every unfinished episode; one that cannot be rebuilt now (a full
+        disk) is one error line, its data stays where it is, and the node runs on."""
+        for folder in unfinished_episodes(self.output_dir):
+            try:
                 count = recover_episode(folder, self.typestore)
-                self.log("warn", f"recovered {count} messages of unfinished episode {folder}")
+            except EpisodeWriteError as error:
+                self.log("error", str(error))
+                continue
+            self.log("warn", f"recovered {count} messages of unfinished episode {folder}")
 
     # --- topics ---------------------------------------------------------------------------
     def _discover(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import time
 from collections.abc import Sequence
@@ -122,11 +123,14 @@ class EpisodeWriter:
         self.bytes = 0
         self._connections = {}
         self._last_flush = time.monotonic()
+        existed = self.folder.exists()
         try:
             self._writer = _make_writer(self.folder, ros_distro())
             self._writer.open()
             self._save_info()
         except (OSError, WriterError) as error:
+            if not existed:  # a start that failed (a full disk) leaves no empty episode behind
+                shutil.rmtree(self.folder, ignore_errors=True)
             raise EpisodeWriteError(f"cannot create episode {self.folder}: {error}") from None
 
     def has_topic(self, topic: str) -> bool:
@@ -216,22 +220,33 @@ def msg_definitions(msg_folder: Path, package: str = "smolvla_ros") -> dict[str,
 
 
 PARTIAL_SUFFIX = ".partial"
+STAGING = ".recovering"  # under the output folder: where a rebuilt bag is written first
 
 
-def is_unfinished(folder: Path) -> bool:
-    """An episode whose writer never closed it (killed): MCAP data but no metadata.yaml.
-    The ``.partial`` originals that recovery keeps are not episodes."""
-    folder = Path(folder)
-    return (not folder.name.endswith(PARTIAL_SUFFIX) and (folder / EPISODE_JSON).is_file()
-            and not (folder / "metadata.yaml").is_file())
+def unfinished_episodes(output_dir: Path) -> list[Path]:
+    """Episodes whose writer never closed them, by the path their bag belongs at: a folder
+    with episode.json and MCAP data but no metadata.yaml (the recorder was killed), or a
+    ``.partial`` original whose rebuilt bag is missing (an older recovery ran out of disk)."""
+    found = set()
+    for folder in Path(output_dir).glob("episode_*"):
+        if folder.name.endswith(PARTIAL_SUFFIX):
+            target = folder.with_name(folder.name[: -len(PARTIAL_SUFFIX)])
+            if not (target / "metadata.yaml").is_file():
+                found.add(target)
+        elif (folder / EPISODE_JSON).is_file() and not (folder / "metadata.yaml").is_file():
+            found.add(folder)
+    return sorted(found)
 
 
 def recover_episode(folder: Path, typestore) -> int:
-    """Turn a killed episode back into a closed, readable bag; returns messages recovered.
+    """Turn a killed episode back into a closed, readable bag at ``folder``; returns the
+    messages recovered.
 
-    The unfinished folder is kept beside it as ``<name>.partial`` (nothing is deleted); every
-    message in its complete MCAP chunks is written to a new bag at the original path, with
-    the episode's info from episode.json.
+    Every message in the original's complete MCAP chunks is written to a new bag, with the
+    episode's info from its episode.json, first under ``<output>/.recovering/``: only once
+    that bag is closed does it take the episode's place, and the original is kept beside it as
+    ``<name>.partial`` (nothing is deleted). A recovery that cannot complete (a full disk)
+    raises EpisodeWriteError and leaves the original where it was, to be tried again.
     """
     from mcap.exceptions import McapError
     from mcap.records import Channel, Message, Schema
@@ -239,27 +254,50 @@ def recover_episode(folder: Path, typestore) -> int:
 
     folder = Path(folder)
     partial = folder.with_name(folder.name + PARTIAL_SUFFIX)
-    folder.rename(partial)
-    info = read_info(partial)
+    source = partial if partial.is_dir() else folder
+    staging = folder.parent / STAGING / folder.name
+    try:
+        info = read_info(source)
+    except (OSError, ValueError, TypeError):  # episode.json itself was cut short
+        info = EpisodeInfo(episode_index=int(folder.name.split("_")[1]), task="")
     info.start_ns = info.end_ns = 0  # recomputed from the recovered messages
-    writer = EpisodeWriter(folder, info, typestore)
-    schemas, channels = {}, {}
-    with open(partial / f"{folder.name}.mcap", "rb") as file:
-        try:  # streamed: one message in memory at a time
-            for record in StreamReader(file).records:
-                if isinstance(record, Schema):
-                    schemas[record.id] = record.name
-                elif isinstance(record, Channel):
-                    channels[record.id] = (record.topic, schemas[record.schema_id])
-                    if not writer.has_topic(record.topic):
-                        writer.add_topic(record.topic, schemas[record.schema_id],
-                                         _stored_qos(record.metadata.get("offered_qos_profiles", "")))
-                elif isinstance(record, Message):
-                    topic, msgtype = channels[record.channel_id]
-                    writer.write(topic, msgtype, record.log_time, record.data)
-        except (McapError, EOFError, ValueError, KeyError, struct.error):
-            pass  # the kill cut the file here: everything before it is kept
-    writer.close(f"recovered after the recorder stopped without closing ({info.ended_by or 'killed'})")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)  # what an earlier attempt left
+        staging.parent.mkdir(exist_ok=True)
+        writer = EpisodeWriter(staging, info, typestore)
+        schemas, channels = {}, {}
+        with open(next(source.glob("*.mcap")), "rb") as file:
+            try:  # streamed: one message in memory at a time
+                for record in StreamReader(file).records:
+                    if isinstance(record, Schema):
+                        schemas[record.id] = record.name
+                    elif isinstance(record, Channel):
+                        channels[record.id] = (record.topic, schemas[record.schema_id])
+                        if not writer.has_topic(record.topic):
+                            writer.add_topic(record.topic, schemas[record.schema_id],
+                                             _stored_qos(record.metadata.get("offered_qos_profiles", "")))
+                    elif isinstance(record, Message):
+                        topic, msgtype = channels[record.channel_id]
+                        writer.write(topic, msgtype, record.log_time, record.data)
+            except (McapError, EOFError, ValueError, KeyError, struct.error):
+                pass  # the kill cut the file here: everything before it is kept
+        writer.close(f"recovered after the recorder stopped without closing "
+                     f"({info.ended_by or 'killed'})")
+        if source == folder:
+            folder.rename(partial)
+        elif folder.exists():
+            shutil.rmtree(folder)  # an older recovery's cut-short rebuild; the data is in .partial
+        staging.rename(folder)
+    except (EpisodeWriteError, OSError, StopIteration) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = "no MCAP file" if isinstance(error, StopIteration) else str(error)
+        raise EpisodeWriteError(f"cannot recover {folder} now ({reason}); its data stays in "
+                                f"{source} and recovery is tried again at the next start") from None
+    finally:
+        try:
+            staging.parent.rmdir()
+        except OSError:
+            pass  # not empty (another episode's staging) or already gone
     return writer.messages
 
 
