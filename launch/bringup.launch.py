@@ -1,6 +1,7 @@
 """The whole graph: robot (sim, SO-101 or emulated bus), cameras, policy, optional recorder.
 
-    ros2 launch smolvla_ros bringup.launch.py robot:=sim policy_path:=lerobot/smolvla_base
+    ros2 launch smolvla_ros bringup.launch.py robot:=sim policy_path:=lerobot/smolvla_base \
+        camera_map:=front=camera1,wrist=camera2
     ros2 topic pub --once /task_instruction std_msgs/msg/String "{data: 'pick up the cube'}"
 
 Each node reads its YAML file from config/ (the same files `smolvla-ros bringup` uses);
@@ -20,6 +21,9 @@ ARGUMENTS = {
     "camera_devices": ("0", "so101: comma-separated devices, one per name"),
     "use_camera_node": ("true", "so101: start camera_node; false = your own camera topics"),
     "camera_remap": ("", "name=topic,... : read camera <name> from <topic> instead"),
+    "camera_map": ("", "ros_name=checkpoint_name,... : the policy reads the checkpoint's camera "
+                       "from cameras/<ros_name>/image_raw (smolvla_base on the sim: "
+                       "front=camera1,wrist=camera2)"),
     "record": ("false", "start recorder_node (episodes start with each new instruction)"),
     "output_dir": ("episodes", "recorder: where episode bags go"),
     "instruction": ("", "published once on task_instruction after 15 s when not empty"),
@@ -44,6 +48,8 @@ def actions(args: Arguments) -> list:
         out.append(node(args, "camera_node", "camera", {
             "names": args.list("camera_names"), "devices": args.list("camera_devices")}))
     policy = {"policy_path": args["policy_path"], "device": args["device"], "robot_id": calibration_id}
+    if args.list("camera_map"):  # not when empty: ROS parameter files cannot hold an empty array
+        policy["camera_map"] = args.list("camera_map")
     if robot == "sim":
         policy["stale_after_s"] = sim_stale_after_s(args.config_values("policy"), args.config_values("sim"))
     out.append(node(args, "policy_node", "policy", policy, remappings=camera_remaps))

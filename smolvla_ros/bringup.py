@@ -1,12 +1,12 @@
 """Run the whole graph in one process, for installs without ros2 launch.
 
 ``smolvla-ros bringup --robot sim|so101|mock --policy-path P [--instruction TEXT]
-[--duration S] [--record DIR]`` starts the robot (simulation, the arm on its bus, or the
-emulated bus), cameras (real arm only), the policy and, with ``--record``, the recorder, each
-with its YAML file from ``config/`` — the same graph and configuration as
-``bringup.launch.py``. It publishes the instruction once the policy is loaded, runs for
-``--duration`` seconds (or until Ctrl-C) and prints what happened: chunks published,
-inference latency, how far the arm moved, and the episode's bag.
+[--duration S] [--record DIR] [--camera-map ROS_NAME=CHECKPOINT_NAME ...]`` starts the
+robot (simulation, the arm on its bus, or the emulated bus), cameras (real arm only), the
+policy and, with ``--record``, the recorder, each with its YAML file from ``config/`` — the
+same graph and configuration as ``bringup.launch.py``. It publishes the instruction once
+the policy is loaded, runs for ``--duration`` seconds (or until Ctrl-C) and prints what
+happened: chunks published, inference latency, how far the arm moved, and the episode's bag.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy-path", default="lerobot/smolvla_base",
                         help="hub id or local folder of a SmolVLA checkpoint")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--camera-map", action="append", default=[], metavar="ROS_NAME=CHECKPOINT_NAME",
+                        help="policy: read the checkpoint's camera CHECKPOINT_NAME from "
+                             "cameras/ROS_NAME/image_raw (repeatable), e.g. for lerobot/smolvla_base "
+                             "on the sim: --camera-map front=camera1 --camera-map wrist=camera2")
     parser.add_argument("--instruction", default="", help="published once the policy is ready")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to run; 0 = until Ctrl-C")
     parser.add_argument("--record", type=Path, default=None,
@@ -56,6 +60,8 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     nodes = {"policy_node": load("policy")}
     nodes["policy_node"].update(policy_path=args.policy_path, device=args.device,
                                 robot_id=calibration_id)
+    if args.camera_map:
+        nodes["policy_node"]["camera_map"] = list(args.camera_map)
     if args.robot == "sim":
         nodes["sim_node"] = load("sim")
         nodes["policy_node"]["stale_after_s"] = sim_stale_after_s(nodes["policy_node"], nodes["sim_node"])

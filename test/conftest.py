@@ -91,3 +91,29 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 
     return make_test_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny_smolvla")
+
+
+@pytest.fixture(scope="session")
+def base_like_checkpoint(tmp_path_factory) -> Path:
+    """Tiny, with lerobot/smolvla_base's features: cameras camera1..3 (3x256x256), 6-dim
+    state and action (`make-test-checkpoint --like-smolvla-base`)."""
+    from smolvla_ros.policy.tiny_checkpoint import (
+        SMOLVLA_BASE_CAMERAS, SMOLVLA_BASE_IMAGE_SHAPE, make_test_checkpoint,
+    )
+
+    return make_test_checkpoint(tmp_path_factory.mktemp("checkpoint") / "smolvla_base_like",
+                                SMOLVLA_BASE_CAMERAS, SMOLVLA_BASE_IMAGE_SHAPE)
+
+
+@pytest.fixture(scope="session")
+def finetuned_checkpoint(tmp_path_factory) -> Path:
+    """A fine-tune of the smolvla_base-like checkpoint on a dataset with cameras front and
+    wrist: its preprocessor saves the rename map front -> camera1, wrist -> camera2, as
+    `lerobot-train --rename_map` does (`--like-smolvla-base --rename-map ...`)."""
+    from smolvla_ros.policy.tiny_checkpoint import (
+        SMOLVLA_BASE_CAMERAS, SMOLVLA_BASE_IMAGE_SHAPE, make_test_checkpoint, parse_rename_map,
+    )
+
+    return make_test_checkpoint(tmp_path_factory.mktemp("checkpoint") / "finetuned",
+                                SMOLVLA_BASE_CAMERAS, SMOLVLA_BASE_IMAGE_SHAPE,
+                                rename_map=parse_rename_map("front=camera1,wrist=camera2"))

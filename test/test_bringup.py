@@ -42,8 +42,8 @@ def test_sim_bringup_moves_the_arm_records_and_converts(tmp_path, tiny_checkpoin
     bag = tmp_path / "ep" / "episode_000000"
     messages = read_back(bag)
     topics = {topic for topic, _, _ in messages}
-    assert {"cameras/front/image_raw", "cameras/wrist/image_raw", "joint_states", "action_chunk",
-            "task_instruction", "policy_status"} <= topics
+    assert {"/cameras/front/image_raw", "/cameras/wrist/image_raw", "/joint_states", "/action_chunk",
+            "/task_instruction", "/policy_status"} <= topics  # fully qualified, as `ros2 bag record`
     custom = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["custom_data"]
     assert custom["task"] == "pick up the cube"
 
@@ -106,3 +106,17 @@ def test_launch_description_builds_for_each_robot(launch_file, robot):
     assert expected[robot] <= executables
     if launch_file != "teleop.launch.py":
         assert {"recorder_node" if launch_file == "record.launch.py" else "policy_node"} <= executables
+
+
+@pytest.mark.parametrize("argv", [
+    ["--camera-map", "front=camera1", "--camera-map", "wrist=camera2"],
+    ["-p", "policy_node:camera_map=[front=camera1, wrist=camera2]"],
+])
+def test_camera_map_reaches_the_policy_node(argv):
+    from smolvla_ros.bringup import node_parameters
+    from smolvla_ros.cli import build_parser
+
+    args = build_parser().parse_args(["bringup", "--robot", "sim", *argv])
+    assert node_parameters(args)["policy_node"]["camera_map"] == ["front=camera1", "wrist=camera2"]
+    plain = node_parameters(build_parser().parse_args(["bringup", "--robot", "sim"]))
+    assert plain["policy_node"]["camera_map"] == []  # config/policy.yaml's: none

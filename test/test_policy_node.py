@@ -32,8 +32,9 @@ IMAGES = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for name in ("
 class Feeder:
     """Publishes camera images and joint states with fresh stamps, like drivers would."""
 
-    def __init__(self, probe: RosProbe, cameras=("front", "wrist"), compressed=False):
+    def __init__(self, probe: RosProbe, cameras=("front", "wrist"), compressed=False, images=None):
         self.probe, self.cameras, self.compressed = probe, list(cameras), compressed
+        self.images = images or IMAGES  # camera name -> what it sends
         self.joints_on = True
         self.joint_stamps: list[float] = []
         self._stop = threading.Event()
@@ -48,12 +49,12 @@ class Feeder:
             stamp = self.probe.node.get_clock().now().to_msg()
             for name in self.cameras:
                 if self.compressed:
-                    ok, png = cv2.imencode(".png", IMAGES[name][:, :, ::-1])
+                    ok, png = cv2.imencode(".png", self.images[name][:, :, ::-1])
                     msg = CompressedImage(format="png", data=png.tobytes())
                     topic, kind = f"cameras/{name}/image_raw/compressed", CompressedImage
                 else:
                     msg = Image(height=48, width=64, encoding="rgb8", step=64 * 3,
-                                data=IMAGES[name].tobytes())
+                                data=self.images[name].tobytes())
                     topic, kind = f"cameras/{name}/image_raw", Image
                 msg.header.stamp = stamp
                 self.probe.publish(kind, topic, msg, wait_for_subscriber=False)
@@ -100,13 +101,15 @@ def instruct(probe, text: str) -> None:
     probe.publish(String, "task_instruction", String(data=text))
 
 
-def expected_actions(checkpoint, task: str) -> np.ndarray:
-    """LeRobot's actions for the fed observation, as LeRobot's SO follower would send them:
-    the gripper (RANGE_0_100) is clamped to 0..100 on its way to the motor; degrees are not."""
+def expected_actions(checkpoint, task: str, images=None) -> np.ndarray:
+    """LeRobot's actions for the fed observation (``images``: observation.images.<name> ->
+    image, default IMAGES), as LeRobot's SO follower would send them: the gripper
+    (RANGE_0_100) is clamped to 0..100 on its way to the motor; degrees are not."""
     import torch
 
     noise = torch.randn((1, 50, 32), generator=torch.Generator().manual_seed(SEED))
-    actions = lerobot_direct(checkpoint, IMAGES, UNITS.radians_to_lerobot(JOINTS), task, noise)
+    actions = lerobot_direct(checkpoint, images or IMAGES, UNITS.radians_to_lerobot(JOINTS), task,
+                             noise)
     actions[:, 5] = np.clip(actions[:, 5], 0.0, 100.0)
     return actions
 
@@ -178,14 +181,16 @@ def test_stale_joint_states_hold_with_a_reason(policy, probe):
     assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_RUNNING, 30)
 
 
-def test_missing_camera_is_named_with_its_topic(tiny_checkpoint, probe):
+def test_silent_camera_is_named_with_its_topic(tiny_checkpoint, probe):
+    # The wrist camera has a publisher that sends nothing: it is awaited, not left out.
+    probe.node.create_publisher(Image, "cameras/wrist/image_raw", 10)
     node = start_policy(tiny_checkpoint)
     feeder = Feeder(probe, cameras=["front"]).start()
     try:
         node.wait_for_output("loaded ")
         instruct(probe, "pick up the cube")
         assert wait_for(lambda: latest_status(probe).message ==
-                        "no image yet from camera 'wrist' (waiting on cameras/wrist/image_raw)", 30)
+                        "no image yet from camera 'wrist' (waiting on /cameras/wrist/image_raw)", 30)
         assert latest_status(probe).state == PolicyStatus.STATE_HOLDING
         assert probe.messages("action_chunk") == [] or \
             all(len(c.points) == 1 for c in probe.messages("action_chunk"))

@@ -12,7 +12,9 @@ from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot.policies.utils import prepare_observation_for_inference
 
-from smolvla_ros.policy.runtime import PolicyLoadError, PolicyRuntime, PolicyRuntimeConfig
+from smolvla_ros.policy.runtime import (
+    PolicyLoadError, PolicyRuntime, PolicyRuntimeConfig, resolve_dtype,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +134,10 @@ def test_bfloat16_casts_the_vlm_and_expert_only(tiny_checkpoint):
     images, state = observation()
     actions = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
     assert actions.shape == (50, 6) and np.isfinite(actions).all()
+
+
+def test_dtype_auto_is_float32_on_every_device_and_bad_ones_are_one_line(tiny_checkpoint):
+    assert resolve_dtype("auto") == "float32"  # whatever the device: LeRobot's precision
+    assert resolve_dtype("bfloat16") == "bfloat16"
+    with pytest.raises(PolicyLoadError, match="dtype 'float16': expected auto, float32 or bfloat16"):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), dtype="float16"))

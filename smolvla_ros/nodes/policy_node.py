@@ -2,8 +2,11 @@
 chunks out as trajectory_msgs/JointTrajectory.
 
 The checkpoint loads on a background thread (state ``loading`` meanwhile); its input
-features decide which camera topics to subscribe to. Inference runs on the controller's
-worker thread, never in a callback; a control-rate timer decides when.
+features decide which camera topics to subscribe to, named from the dataset's side of a
+saved rename map, then ``camera_map`` (smolvla_ros.policy.cameras). A camera topic without
+a publisher is looked at periodically: while it has none and never sent an image, that
+camera is left out of the observation (smolvla_ros.policy.controller). Inference runs on
+the controller's worker thread, never in a callback; a control-rate timer decides when.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
@@ -23,6 +29,7 @@ from smolvla_ros.calibration import calibration_path, robot_calibration
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, freeze_startup_objects, run
 from smolvla_ros.nodes.ros_time import now_seconds, to_duration, to_seconds, to_time
+from smolvla_ros.policy.cameras import parse_camera_map
 from smolvla_ros.policy.controller import (
     ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
 )
@@ -34,15 +41,22 @@ STATES = {LOADING: PolicyStatus.STATE_LOADING, IDLE: PolicyStatus.STATE_IDLE,
           RUNNING: PolicyStatus.STATE_RUNNING, HOLDING: PolicyStatus.STATE_HOLDING,
           ERROR: PolicyStatus.STATE_ERROR}
 
+CAMERA_CHECK_PERIOD_S = 0.5  # how often camera topics are looked at for publishers
+
 # name: (default, description). config/policy.yaml lists the same, for --params-file.
 PARAMETERS = {
     "policy_path": ("lerobot/smolvla_base", "hub id or local folder of a LeRobot SmolVLA checkpoint"),
     "device": ("auto", "auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ..."),
-    "dtype": ("auto", "auto (bfloat16 on CUDA, float32 on CPU), float32 or bfloat16"),
+    "dtype": ("auto", "auto = float32 on every device, as LeRobot infers; bfloat16 (opt-in) casts "
+                      "the VLM and action expert: faster on GPUs, actions deviate (bench/precision.py)"),
     "fps": (30.0, "control rate: action k of a chunk is due k/fps after its observation"),
     "vlm_path": ("", "replaces the checkpoint's VLM/tokenizer path (moved or offline checkpoints)"),
     "tokenizer_max_length": (0, "instruction tokens the policy reads; 0 = the checkpoint's (48)"),
     "image_transport": ("raw", "raw (cameras/<name>/image_raw) or compressed (.../compressed)"),
+    "camera_map": ([], "ros_name=checkpoint_name entries, e.g. [front=camera1, wrist=camera2]: read "
+                       "the checkpoint's camera (model name, or dataset name of its saved rename "
+                       "map) from cameras/<ros_name>/image_raw; same direction as LeRobot's "
+                       "rename_map"),
     "chunk_threshold": (0.5, "start the next inference when this fraction of the chunk is left"),
     "aggregate": ("replace", "overlap of chunks: replace; weighted_average, latest_only, average, "
                              "conservative (LeRobot's async-inference functions); or rtc "
@@ -63,7 +77,8 @@ PARAMETERS = {
 class PolicyNode(Node):
     def __init__(self):
         super().__init__("policy_node")
-        self.p = declare_parameters(self, PARAMETERS)
+        self.p = declare_parameters(self, {k: v for k, v in PARAMETERS.items() if k != "camera_map"})
+        self.p["camera_map"] = self._declare_camera_map()
         if self.p["image_transport"] not in ("raw", "compressed"):
             raise ValueError(f"image_transport must be raw or compressed, not {self.p['image_transport']!r}")
         self.units = ArmUnits(self._calibration(), use_degrees=self.p["use_degrees"])
@@ -81,6 +96,22 @@ class PolicyNode(Node):
         self._setup_timer = self.create_timer(0.05, self._finish_setup)
         self._publish_status()
 
+    def _declare_camera_map(self) -> list[str]:
+        """A string array whose default is empty: rclpy would type an empty default as a byte
+        array, and ROS YAML files cannot hold an empty array, so the type alone is declared
+        and "not set" means empty."""
+        try:
+            self.declare_parameter("camera_map", Parameter.Type.STRING_ARRAY,
+                                   ParameterDescriptor(description=PARAMETERS["camera_map"][1]))
+            entries = list(self.get_parameter("camera_map").value)
+        except ParameterUninitializedException:
+            return []
+        except InvalidParameterTypeException:
+            raise ValueError("camera_map must be a string array, e.g. "
+                             "-p 'camera_map:=[front=camera1, wrist=camera2]'") from None
+        parse_camera_map(entries)  # a malformed entry is a fatal line now, not after loading
+        return entries
+
     def _calibration(self):
         try:
             return robot_calibration(self.p["robot_id"], "follower", self.p["calibration_dir"])
@@ -97,7 +128,7 @@ class PolicyNode(Node):
             runtime = PolicyRuntime(PolicyRuntimeConfig(
                 policy_path=self.p["policy_path"], device=self.p["device"], dtype=self.p["dtype"],
                 vlm_path=self.p["vlm_path"], tokenizer_max_length=self.p["tokenizer_max_length"],
-                robot_type=self.p["robot_type"]))
+                robot_type=self.p["robot_type"], camera_map=tuple(self.p["camera_map"])))
             warm_up = runtime.warm_up()
         except PolicyLoadError as error:
             self._load_error = str(error)
@@ -107,8 +138,8 @@ class PolicyNode(Node):
             return
         self.get_logger().info(
             f"loaded {self.p['policy_path']} on {runtime.device} ({runtime.dtype}) in "
-            f"{runtime.load_time_s:.1f} s, warm-up inference {warm_up:.2f} s; cameras: "
-            f"{', '.join(runtime.camera_names)}")
+            f"{runtime.load_time_s:.1f} s, warm-up inference {warm_up:.2f} s; cameras "
+            f"(ros name=checkpoint name): {', '.join(c.describe() for c in runtime.cameras)}")
         self.runtime = runtime
 
     def _finish_setup(self) -> None:
@@ -136,11 +167,12 @@ class PolicyNode(Node):
             return
         compressed = self.p["image_transport"] == "compressed"
         for name, topic in self.controller.camera_topics.items():
-            if compressed:
-                self.controller.camera_topics[name] = topic = f"{topic}/compressed"
-            self.create_subscription(CompressedImage if compressed else Image, topic,
-                                     lambda msg, n=name: self._on_image(n, msg),
-                                     qos_profile_sensor_data)
+            subscription = self.create_subscription(
+                CompressedImage if compressed else Image, f"{topic}/compressed" if compressed else topic,
+                lambda msg, n=name: self._on_image(n, msg), qos_profile_sensor_data)
+            self.controller.camera_topics[name] = subscription.topic_name  # remapped, absolute
+        self._check_cameras()
+        self.create_timer(CAMERA_CHECK_PERIOD_S, self._check_cameras)
         self.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
         self.create_subscription(String, "task_instruction", self._on_instruction, 10)
         self.create_service(Trigger, "pause", lambda _, res: self._service(res, lambda: self.controller.pause(True)))
@@ -150,6 +182,10 @@ class PolicyNode(Node):
         self._publish_status()
 
     # --- callbacks --------------------------------------------------------------------------------
+    def _check_cameras(self) -> None:
+        self.controller.set_publishers({name: self.count_publishers(topic)
+                                        for name, topic in self.controller.camera_topics.items()})
+
     def _on_image(self, name: str, msg) -> None:
         try:
             if isinstance(msg, CompressedImage):
@@ -205,7 +241,8 @@ class PolicyNode(Node):
             msg.message = self._load_error or f"loading {self.p['policy_path']}"
             return msg
         s = self.controller.status
-        msg.state, msg.message, msg.instruction = STATES[s.state], s.message, s.instruction
+        msg.state, msg.instruction = STATES[s.state], s.instruction
+        msg.message = self.controller.status_message()
         msg.inference_latency, msg.observation_age = s.inference_latency, s.observation_age
         msg.chunks_published = s.chunks_published
         return msg
@@ -230,9 +267,14 @@ class PolicyNode(Node):
         else:
             s = self.controller.status
             status.level = {ERROR: DiagnosticStatus.ERROR, HOLDING: DiagnosticStatus.WARN}.get(
-                s.state, DiagnosticStatus.OK)
-            status.message = f"{s.state}: {s.message}" if s.message else s.state
-            values = {"instruction": s.instruction, "device": self.runtime.device,
+                s.state, DiagnosticStatus.OK if s.cameras else DiagnosticStatus.WARN)
+            message = self.controller.status_message()
+            status.message = f"{s.state}: {message}" if message else s.state
+            topics = self.controller.camera_topics
+            values = {"instruction": s.instruction,
+                      "cameras": ", ".join(f"{n} ({topics[n]})" for n in s.cameras),
+                      "absent_cameras": ", ".join(f"{n} ({topics[n]})" for n in s.absent_cameras),
+                      "device": self.runtime.device,
                       "dtype": self.runtime.dtype, "load_time_s": f"{self.runtime.load_time_s:.2f}",
                       "inference_latency_s": f"{s.inference_latency:.3f}",
                       "observation_age_s": f"{s.observation_age:.3f}",

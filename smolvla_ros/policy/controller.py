@@ -10,6 +10,11 @@ positions in radians stamped with its observation time, handed to ``publish``.
   An empty text stops: a hold at the current position, no more inference.
 - Stale input (older than ``stale_after_s``) is never inferred on: the arm holds and the
   status says which input and why.
+- A camera the checkpoint declares but nobody publishes (``set_publishers``: no publisher,
+  and no image ever received) is absent: left out of the observation, as LeRobot's SmolVLA
+  leaves out a missing image input. A camera with a publisher is waited for, and one that
+  has sent images never becomes absent: it holds when it goes stale. The set of cameras in
+  use is logged whenever it changes; with none, the arm holds and says so.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class PolicyState:
     queue_depth: int = 0  # actions of the current chunk still ahead
     starved_ticks: int = 0  # control ticks with an instruction but no action left
     dropped_results: int = 0  # chunks discarded because the instruction changed
+    cameras: tuple[str, ...] = ()  # in the observation (or awaited: they have a publisher)
+    absent_cameras: tuple[str, ...] = ()  # declared, nobody publishes: left out
 
 
 @dataclass
@@ -100,12 +107,15 @@ class PolicyController:
         self._clock = clock
         self._lock = threading.Lock()
         self._images: dict[str, tuple[float, np.ndarray]] = {}
+        self._publishers: dict[str, int] | None = None  # per camera; None: not looked yet
+        self.status.cameras = tuple(self.camera_topics)
         self._joints: tuple[float, np.ndarray] | None = None
         self._generation = 0
         self._replan = False
         self._paused = False
         self._busy = False
         self._holding_stale = False
+        self._cameras_logged = False
         self._requests: queue.Queue[_Observation | None] = queue.Queue(maxsize=1)
         self._worker = threading.Thread(target=self._work, name="policy-inference", daemon=True)
         self._worker.start()
@@ -135,6 +145,11 @@ class PolicyController:
     def update_image(self, name: str, rgb: np.ndarray, stamp: float) -> None:
         with self._lock:
             self._images[name] = (stamp, rgb)
+
+    def set_publishers(self, counts: dict[str, int]) -> None:
+        """How many publishers each camera's topic has (the node looks periodically)."""
+        with self._lock:
+            self._publishers = dict(counts)
 
     def update_joints(self, names, positions, stamp: float) -> None:
         """Map a JointState by name; raises ValueError for missing joints or NaN."""
@@ -175,6 +190,7 @@ class PolicyController:
     def tick(self, now: float) -> None:
         with self._lock:
             self.status.queue_depth = self.schedule.remaining(now)
+            self._update_cameras()
             if not self.status.instruction or self._paused:
                 return
             if self.schedule.current is not None and self.schedule.starved(now):
@@ -202,7 +218,10 @@ class PolicyController:
             return "no joint_states received yet"
         if now - self._joints[0] > self.config.stale_after_s:
             return f"joint_states is {now - self._joints[0]:.2f} s old"
-        for name, topic in self.camera_topics.items():
+        if not self.status.cameras:
+            return f"no camera publishes (waiting on {', '.join(self.camera_topics.values())})"
+        for name in self.status.cameras:
+            topic = self.camera_topics[name]
             if name not in self._images:
                 return f"no image yet from camera '{name}' (waiting on {topic})"
             age = now - self._images[name][0]
@@ -212,10 +231,11 @@ class PolicyController:
 
     def _snapshot(self, now: float) -> _Observation:
         stamp, positions = self._joints
-        oldest = min([stamp, *(t for t, _ in self._images.values())])
+        images = {name: self._images[name] for name in self.status.cameras}
+        oldest = min([stamp, *(t for t, _ in images.values())])
         observation = _Observation(
             time=stamp, age=now - oldest,
-            images={name: self._images[name][1] for name in self.camera_topics},
+            images={name: rgb for name, (_, rgb) in images.items()},
             state=self.units.radians_to_lerobot(positions), positions=positions,
             task=self.status.instruction, generation=self._generation)
         if self.rtc and self._model_chunk is not None and self.schedule.current is not None:
@@ -223,6 +243,41 @@ class PolicyController:
             # As LeRobot's RTC engine: the delay is the worst recent latency, in actions.
             observation.rtc_delay = math.ceil(max(self._latencies, default=0.0) * self.config.fps)
         return observation
+
+    def _update_cameras(self) -> None:
+        """Absent: no publisher and never an image. Log the set whenever it changes."""
+        if self._publishers is None:
+            return  # not looked yet: every camera is awaited
+        absent = tuple(name for name in self.camera_topics
+                       if not self._publishers.get(name) and name not in self._images)
+        if absent == self.status.absent_cameras and self._cameras_logged:
+            return
+        self._cameras_logged = True
+        self.status.absent_cameras = absent
+        self.status.cameras = tuple(name for name in self.camera_topics if name not in absent)
+        listed = ", ".join(f"{name} ({self.camera_topics[name]})" for name in self.status.cameras)
+        missing = ", ".join(f"{name} ({self.camera_topics[name]})" for name in absent)
+        if not self.status.cameras:
+            self._log("warn", f"no camera publishes: holding until one of {missing} does (camera_map "
+                              "maps your camera names to the checkpoint's, e.g. front=camera1)")
+        elif absent:
+            self._log("info", f"cameras in use: {listed}; absent, left out of the observation "
+                              f"(no publisher): {missing}")
+        else:
+            self._log("info", f"cameras in use: {listed}")
+
+    def status_message(self) -> str:
+        """The status message, which also names absent cameras, or says that none publishes."""
+        message = self.status.message
+        if not self.status.cameras:
+            note = "no camera publishes"
+            if message.startswith(note):
+                return message
+        elif self.status.absent_cameras:
+            note = "absent cameras: " + ", ".join(self.status.absent_cameras)
+        else:
+            return message
+        return f"{message}; {note}" if message else note
 
     def _rtc_prefix(self, now: float):
         """The unexecuted model-space actions of the current chunk, padded or cut to the

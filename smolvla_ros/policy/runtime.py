@@ -1,10 +1,14 @@
-"""Load a LeRobot SmolVLA checkpoint and run it exactly as LeRobot does.
+"""Load a LeRobot SmolVLA checkpoint and run it as LeRobot does.
 
 Everything model-side is LeRobot's own code: ``SmolVLAPolicy.from_pretrained``, the saved
-pre/post-processor pipelines (``make_pre_post_processors`` with overrides), and
-``prepare_observation_for_inference``. For the same observation, instruction and noise the
-actions are therefore LeRobot's, bit for bit; this module only chooses the device and
-dtype, makes moved or offline checkpoints loadable, and reports what it did.
+pre/post-processor pipelines (``make_pre_post_processors`` with overrides, the saved rename
+step included), and ``prepare_observation_for_inference``. In float32, the default as in
+LeRobot, the same observation, instruction and noise therefore give LeRobot's own actions:
+equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
+own run-to-run nondeterminism. ``dtype`` bfloat16 is an opt-in departure from LeRobot
+(bench/precision.py measures how far). This module only chooses the device and dtype, names
+the cameras (smolvla_ros.policy.cameras), makes moved or offline checkpoints loadable, and
+reports what it did.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_PREFIX = "observation.images."
+from smolvla_ros.policy.cameras import (
+    IMAGE_PREFIX, CameraMapError, fed_key, resolve_cameras, saved_rename_map,
+)
+
 STATE_KEY = "observation.state"
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "policy_preprocessor.json",
                     "policy_postprocessor.json")
@@ -30,10 +37,14 @@ class PolicyLoadError(RuntimeError):
 class PolicyRuntimeConfig:
     policy_path: str  # hub id (lerobot/smolvla_base) or a local folder saved by LeRobot
     device: str = "auto"  # auto: CUDA if present, else CPU
-    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    dtype: str = "auto"  # auto: float32 on every device, as LeRobot; bfloat16 is opt-in
     vlm_path: str = ""  # replaces the checkpoint's VLM/tokenizer path (moved or offline)
     tokenizer_max_length: int = 0  # 0: the checkpoint's (48 for SmolVLA)
     robot_type: str = "so101_follower"
+    camera_map: tuple[str, ...] = ()  # "ros_name=checkpoint_name" entries (policy.cameras)
+
+
+DTYPES = ("float32", "bfloat16")
 
 
 def _resolve_device(device: str) -> str:
@@ -44,6 +55,16 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise PolicyLoadError(f"device '{device}' requested but torch sees no CUDA device")
     return device
+
+
+def resolve_dtype(dtype: str) -> str:
+    """auto is float32 on every device, CUDA included: LeRobot runs inference in float32
+    (unless a policy config asks for AMP), and so do we unless bfloat16 is asked for."""
+    if dtype == "auto":
+        return "float32"
+    if dtype not in DTYPES:
+        raise PolicyLoadError(f"dtype '{dtype}': expected auto, float32 or bfloat16")
+    return dtype
 
 
 def _check_local_folder(path: Path) -> None:
@@ -73,6 +94,7 @@ class PolicyRuntime:
             _check_local_folder(local)
             path = str(local.resolve())
         self.device = _resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype)
         try:
             policy_config = PreTrainedConfig.from_pretrained(path)
         except Exception as error:  # hub errors come in many types; all mean "cannot get it"
@@ -94,8 +116,6 @@ class PolicyRuntime:
             raise PolicyLoadError(
                 f"cannot build the policy from '{path}' with VLM '{policy_config.vlm_model_name}' "
                 f"({str(error).splitlines()[0]}); if the VLM folder moved, set vlm_path") from None
-        self.dtype = config.dtype if config.dtype != "auto" else (
-            "bfloat16" if self.device.startswith("cuda") else "float32")
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             self.policy.model.vlm_with_expert.to(torch.bfloat16)
@@ -111,7 +131,14 @@ class PolicyRuntime:
         self._tokenizer_step = next(step for step in self.preprocessor.steps
                                     if type(step).__name__ == "TokenizerProcessorStep")
         self.image_keys = [key for key in policy_config.input_features if key.startswith(IMAGE_PREFIX)]
-        self.camera_names = [key[len(IMAGE_PREFIX):] for key in self.image_keys]
+        self.rename_map = saved_rename_map(self.preprocessor)
+        try:
+            self.cameras = resolve_cameras(self.image_keys, self.rename_map, config.camera_map)
+        except CameraMapError as error:
+            raise PolicyLoadError(str(error)) from None
+        self.camera_names = [camera.name for camera in self.cameras]  # the ROS side
+        self._image_key = {camera.name: camera.key for camera in self.cameras}
+        self._state_key = fed_key(self.rename_map, STATE_KEY)
         self.state_dim = policy_config.input_features[STATE_KEY].shape[0]
         self.action_dim = policy_config.output_features["action"].shape[0]
         self.n_action_steps = policy_config.n_action_steps
@@ -147,7 +174,9 @@ class PolicyRuntime:
               rtc_prefix=None, rtc_delay: int = 0) -> np.ndarray:
         """One action chunk (n_action_steps, action_dim) in LeRobot units.
 
-        ``images``: camera name -> HxWx3 uint8 RGB; ``state``: LeRobot units. With RTC on,
+        ``images``: camera name (``camera_names``) -> HxWx3 uint8 RGB, one camera at least:
+        cameras left out are left out of the observation, which LeRobot's SmolVLA allows
+        (it infers on the image inputs present). ``state``: LeRobot units. With RTC on,
         ``rtc_prefix`` is the previous chunk's unexecuted model-space actions and
         ``rtc_delay`` the inference delay in actions; ``last_model_actions`` then holds this
         chunk's model-space actions for the next call.
@@ -155,9 +184,15 @@ class PolicyRuntime:
         import torch
         from lerobot.policies.utils import prepare_observation_for_inference
 
-        observation = {STATE_KEY: np.asarray(state, dtype=np.float32)}
+        unknown = sorted(set(images) - set(self._image_key))
+        if unknown or not images:
+            raise ValueError(f"images for {unknown}: the cameras are {self.camera_names}" if unknown
+                             else "no camera image: SmolVLA needs one at least")
+        # Dataset-side keys, as LeRobot feeds them: the saved rename step renames them.
+        observation = {self._state_key: np.asarray(state, dtype=np.float32)}
         for name in self.camera_names:
-            observation[IMAGE_PREFIX + name] = images[name]
+            if name in images:
+                observation[self._image_key[name]] = images[name]
         frame = prepare_observation_for_inference(
             observation, torch.device(self.device), task=task, robot_type=self.config.robot_type)
         rtc = {}

@@ -7,6 +7,10 @@ parameters each, a byte-level BPE tokenizer trained on the spot with the special
 SmolVLM's processor needs, and made-up normalisation statistics for SO-101 features. It
 loads through exactly the code path of ``lerobot/smolvla_base``, so tests and the offline
 demo exercise the real thing, only smaller; its actions are meaningless.
+
+``--like-smolvla-base`` copies smolvla_base's feature layout (cameras camera1..3 declared
+at 3x256x256, 6-dim state and action); ``--rename-map front=camera1,...`` saves a rename
+map in the preprocessor, as ``lerobot-train --rename_map`` does for a fine-tune of it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import shutil
 from pathlib import Path
 
 SO101_STATE_DIM = 6
+SMOLVLA_BASE_CAMERAS = ("camera1", "camera2", "camera3")  # lerobot/smolvla_base's config.json
+SMOLVLA_BASE_IMAGE_SHAPE = (256, 256)
+IMAGE_PREFIX = "observation.images."
 VLM_FOLDER = "vlm"  # inside the checkpoint, so the folder is self-contained
 CORPUS = [
     "pick up the cube and place it in the box", "move the arm to the left", "open the gripper",
@@ -91,17 +98,36 @@ def write_vlm(folder: Path, shape: dict) -> None:
     ).save_pretrained(folder)
 
 
+def parse_rename_map(text: str) -> dict[str, str]:
+    """``front=camera1,wrist=camera2`` as LeRobot's rename_map: full observation keys,
+    dataset name -> the checkpoint's name (a bare name means observation.images.<name>)."""
+    def key(name: str) -> str:
+        return name if name.startswith("observation.") else IMAGE_PREFIX + name
+
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not all(part.strip() for part in pair) for pair in pairs):
+        raise ValueError(f"rename map {text!r}: expected dataset_name=checkpoint_name,...")
+    return {key(source.strip()): key(target.strip()) for source, target in pairs}
+
+
 def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wrist"),
                          image_shape: tuple[int, int] = (48, 64), seed: int = 0,
-                         full_size: bool = False) -> Path:
+                         full_size: bool = False, rename_map: dict[str, str] | None = None) -> Path:
     """Write the checkpoint into ``folder`` (replaced if it exists); returns it.
-    ``full_size``: SmolVLA's real architecture (450 M parameters), random weights."""
+    ``full_size``: SmolVLA's real architecture (450 M parameters), random weights.
+    ``rename_map``: saved in the preprocessor's rename step (dataset key -> checkpoint key),
+    as lerobot-train saves its ``--rename_map``; its targets must be declared inputs."""
     import torch
     from lerobot.configs import FeatureType, PolicyFeature
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 
+    inputs_declared = {"observation.state", *(IMAGE_PREFIX + name for name in cameras)}
+    unknown = sorted(set((rename_map or {}).values()) - inputs_declared)
+    if unknown:
+        raise ValueError(f"rename map targets {unknown} are not inputs of the checkpoint "
+                         f"({', '.join(sorted(inputs_declared))})")
     folder = Path(folder).resolve()
     shutil.rmtree(folder, ignore_errors=True)
     vlm = folder / VLM_FOLDER
@@ -126,6 +152,12 @@ def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wri
     std = torch.tensor([30.0, 30.0, 30.0, 30.0, 60.0, 20.0])
     stats = {"observation.state": {"mean": mean, "std": std}, "action": {"mean": mean, "std": std}}
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
+    if rename_map:
+        # lerobot-train passes --rename_map as the override {"rename_observations_processor":
+        # {"rename_map": ...}} of this step, then saves the pipeline: the same state.
+        rename = next(step for step in preprocessor.steps
+                      if type(step).__name__ == "RenameObservationsProcessorStep")
+        rename.rename_map = dict(rename_map)
     policy.save_pretrained(folder)
     preprocessor.save_pretrained(folder)
     postprocessor.save_pretrained(folder)
@@ -134,19 +166,39 @@ def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wri
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="where to write the checkpoint (replaced)")
-    parser.add_argument("--cameras", default="front,wrist",
-                        help="comma-separated camera names (observation.images.<name>)")
-    parser.add_argument("--image-size", default="48x64", help="camera image size, HEIGHTxWIDTH")
+    parser.add_argument("--cameras", default=None,
+                        help="comma-separated camera names (observation.images.<name>); default "
+                             "front,wrist, or camera1,camera2,camera3 with --like-smolvla-base")
+    parser.add_argument("--image-size", default=None,
+                        help="declared camera image size, HEIGHTxWIDTH; default 48x64, or "
+                             "256x256 with --like-smolvla-base")
+    parser.add_argument("--like-smolvla-base", action="store_true",
+                        help="lerobot/smolvla_base's features: cameras camera1..3 (3x256x256), "
+                             "6-dim state and action")
+    parser.add_argument("--rename-map", default="", metavar="DATASET=CHECKPOINT,...",
+                        help="save this rename map in the preprocessor, as lerobot-train "
+                             "--rename_map does for a fine-tune, e.g. front=camera1,wrist=camera2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument("--full-size", action="store_true",
                         help="SmolVLA's real 450M-parameter architecture (random weights, ~1.8 GB)")
 
 
 def run(args: argparse.Namespace) -> int:
-    height, width = (int(v) for v in args.image_size.lower().split("x"))
-    cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
-    folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed, args.full_size)
+    base = args.like_smolvla_base
+    cameras_text = args.cameras or (",".join(SMOLVLA_BASE_CAMERAS) if base else "front,wrist")
+    size_text = args.image_size or ("x".join(map(str, SMOLVLA_BASE_IMAGE_SHAPE)) if base else "48x64")
+    height, width = (int(v) for v in size_text.lower().split("x"))
+    cameras = tuple(name.strip() for name in cameras_text.split(",") if name.strip())
+    try:
+        rename_map = parse_rename_map(args.rename_map)
+        folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed,
+                                      args.full_size, rename_map)
+    except ValueError as error:
+        raise SystemExit(f"make-test-checkpoint: {error}") from None
     size = "full-size" if args.full_size else "tiny"
-    print(f"{size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}) "
+    renamed = ", ".join(f"{source.removeprefix(IMAGE_PREFIX)} -> {target.removeprefix(IMAGE_PREFIX)}"
+                        for source, target in rename_map.items())
+    renamed = f"; rename map {renamed}" if renamed else ""
+    print(f"{size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}{renamed}) "
           f"written to {folder}")
     return 0
