@@ -57,7 +57,7 @@ def direct_call(checkpoint: Path):
         observation = {"observation.state": state.copy(),
                        **{key: np.zeros((HEIGHT, WIDTH, 3), np.uint8) for key in cameras}}
         frame = prepare_observation_for_inference(observation, torch.device("cpu"), task=task,
-                                                  robot_type="so101_follower")
+                                                  robot_type="so_follower")
         postprocess(policy.predict_action_chunk(preprocess(frame)))
         return time.perf_counter() - started
     return call

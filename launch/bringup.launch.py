@@ -56,7 +56,8 @@ def actions(args: Arguments) -> list:
     if args.flag("record"):
         out.append(node(args, "recorder_node", "recorder", {
             "output_dir": args["output_dir"], "start_on_instruction": True,
-            "robot_id": calibration_id}, remappings=camera_remaps))
+            "robot_id": calibration_id, "leader_id": "mock" if robot == "sim" else ""},
+            remappings=camera_remaps))
     if args["instruction"]:
         out.append(instruction_after(15.0, args["instruction"]))
     return out

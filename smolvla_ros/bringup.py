@@ -77,6 +77,8 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
         nodes["recorder_node"] = load("recorder")
         nodes["recorder_node"].update(output_dir=str(args.record), start_on_instruction=True,
                                       robot_id=calibration_id)
+        if args.robot == "sim":  # the sim's expert publishes leader/joint_states in its units
+            nodes["recorder_node"]["leader_id"] = MOCK_ROBOT_ID
     for item in args.param:
         target, _, assignment = item.partition(":")
         name, _, value = assignment.partition("=")
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         if not stopped_by_ctrl_c():
             raise  # else Ctrl-C during a message's conversion: see nodes.common
     except ValueError as error:  # a node refused its parameters

@@ -36,7 +36,7 @@ def lerobot_direct(checkpoint, images, state, task, noise):
     frame = prepare_observation_for_inference(
         {"observation.state": state.astype(np.float32),
          **{f"observation.images.{n}": image.copy() for n, image in images.items()}},
-        torch.device("cpu"), task=task, robot_type="so101_follower")
+        torch.device("cpu"), task=task, robot_type="so_follower")
     return postprocess(policy.predict_action_chunk(preprocess(frame), noise=noise))[0].numpy()
 
 

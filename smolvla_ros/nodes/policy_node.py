@@ -69,7 +69,8 @@ PARAMETERS = {
                                    "emulated/simulated arm's built-in calibration"),
     "calibration_dir": ("", "folder holding <robot_id>.json; empty = LeRobot's default folder"),
     "use_degrees": (True, "LeRobot units of the checkpoint: degrees (>= 0.4.3) or -100..100"),
-    "robot_type": ("so101_follower", "robot_type passed to the policy's processors"),
+    "robot_type": ("so_follower", "robot_type passed to the policy's processors (LeRobot's "
+                                  "for an SO follower)"),
     "status_period_s": (1.0, "policy_status and diagnostics period (also sent on every change)"),
 }
 

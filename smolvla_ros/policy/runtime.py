@@ -40,7 +40,7 @@ class PolicyRuntimeConfig:
     dtype: str = "auto"  # auto: float32 on every device, as LeRobot; bfloat16 is opt-in
     vlm_path: str = ""  # replaces the checkpoint's VLM/tokenizer path (moved or offline)
     tokenizer_max_length: int = 0  # 0: the checkpoint's (48 for SmolVLA)
-    robot_type: str = "so101_follower"
+    robot_type: str = "so_follower"  # what LeRobot passes for an SO follower (robot.robot_type)
     camera_map: tuple[str, ...] = ()  # "ros_name=checkpoint_name" entries (policy.cameras)
 
 
