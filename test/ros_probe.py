@@ -80,10 +80,12 @@ class RosProbe:
 class NodeProcess:
     """A node executable under test, started as `ros2 run smolvla_ros <name>` would start it."""
 
-    def __init__(self, executable: str, *ros_args: str):
+    def __init__(self, executable: str, *ros_args: str, program: list[str] | None = None):
+        """``program``: run this command line instead of the installed executable (a test
+        helper that wraps the node)."""
         path = os.path.join(get_package_prefix("smolvla_ros"), "lib", "smolvla_ros", executable)
         self.process = subprocess.Popen(
-            [path, "--ros-args", *ros_args],
+            [*(program or [path]), "--ros-args", *ros_args],
             env=ros_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
         self.lines: list[str] = []

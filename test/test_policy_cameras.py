@@ -136,7 +136,7 @@ def test_controller_leaves_out_cameras_nobody_publishes(base_runtime, base_like_
     controller = controller_for(base_runtime, recorder)
     try:
         now = time.monotonic()
-        controller.update_joints(SO101_JOINTS, joints, now)
+        controller.update_joints(SO101_JOINTS, joints, round(now * 1e9))
         controller.tick(now)
         assert recorder.logs == []  # publishers not looked at yet: every camera is awaited
         controller.set_publishers({"camera1": 1, "camera2": 1, "camera3": 0})
@@ -150,7 +150,7 @@ def test_controller_leaves_out_cameras_nobody_publishes(base_runtime, base_like_
         assert controller.status_message() == "absent cameras: camera3"
 
         now = time.monotonic()
-        controller.update_joints(SO101_JOINTS, joints, now)
+        controller.update_joints(SO101_JOINTS, joints, round(now * 1e9))
         controller.update_image("camera1", FRONT, now)
         controller.update_image("camera2", WRIST, now)
         controller.set_instruction(TASK, now)
@@ -180,7 +180,7 @@ def test_controller_with_no_camera_publishing_holds_and_says_so(base_runtime):
     controller = controller_for(base_runtime, recorder)
     try:
         now = time.monotonic()
-        controller.update_joints(SO101_JOINTS, np.zeros(6), now)
+        controller.update_joints(SO101_JOINTS, np.zeros(6), round(now * 1e9))
         controller.set_publishers({"camera1": 0, "camera2": 0, "camera3": 0})
         controller.tick(now)
         assert recorder.logs == [("warn", "no camera publishes: holding until one of camera1 "

@@ -141,3 +141,13 @@ def test_dtype_auto_is_float32_on_every_device_and_bad_ones_are_one_line(tiny_ch
     assert resolve_dtype("bfloat16") == "bfloat16"
     with pytest.raises(PolicyLoadError, match="dtype 'float16': expected auto, float32 or bfloat16"):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), dtype="float16"))
+
+
+def test_a_truncated_config_is_a_broken_file_not_a_missing_model(tiny_checkpoint, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    text = (broken / "config.json").read_text()
+    (broken / "config.json").write_text(text[: len(text) // 2])
+    with pytest.raises(PolicyLoadError, match=r"config.json is broken") as error:
+        PolicyRuntime(PolicyRuntimeConfig(str(broken)))
+    assert "Hub" not in str(error.value) and "\n" not in str(error.value)

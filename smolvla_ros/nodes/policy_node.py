@@ -28,7 +28,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from smolvla_ros.calibration import calibration_path, robot_calibration
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.common import core_logger, declare_parameters, freeze_startup_objects, run
-from smolvla_ros.nodes.ros_time import now_seconds, to_duration, to_seconds, to_time
+from smolvla_ros.nodes.ros_time import (
+    now_seconds, time_from_nanoseconds, to_duration, to_nanoseconds, to_seconds,
+)
 from smolvla_ros.policy.cameras import parse_camera_map
 from smolvla_ros.policy.controller import (
     ERROR, HOLDING, IDLE, LOADING, RUNNING, ChunkOut, PolicyController, PolicyControllerConfig,
@@ -42,6 +44,7 @@ STATES = {LOADING: PolicyStatus.STATE_LOADING, IDLE: PolicyStatus.STATE_IDLE,
           ERROR: PolicyStatus.STATE_ERROR}
 
 CAMERA_CHECK_PERIOD_S = 0.5  # how often camera topics are looked at for publishers
+REJECTION_LOG_PERIOD_S = 5.0  # a refused input's log line, per cause, at most this often
 
 # name: (default, description). config/policy.yaml lists the same, for --params-file.
 PARAMETERS = {
@@ -90,11 +93,15 @@ class PolicyNode(Node):
         self.runtime: PolicyRuntime | None = None
         self._load_error = ""
         self._last_sent = None
-        self._image_errors: dict[str, tuple[str, float]] = {}
+        self._rejections_logged: dict[str, float] = {}  # log line -> when it was last logged
         self.create_timer(self.p["status_period_s"], self._publish_status_and_diagnostics)
         self._loader = threading.Thread(target=self._load, name="policy-loader", daemon=True)
         self._loader.start()
         self._setup_timer = self.create_timer(0.05, self._finish_setup)
+        # Listening from the start: an instruction sent while the model loads (14 s for the
+        # full-size one) is kept, and acted on once the policy is ready.
+        self._pending_instruction: str | None = None
+        self.create_subscription(String, "task_instruction", self._on_instruction, 10)
         self._publish_status()
 
     def _declare_camera_map(self) -> list[str]:
@@ -175,7 +182,10 @@ class PolicyNode(Node):
         self._check_cameras()
         self.create_timer(CAMERA_CHECK_PERIOD_S, self._check_cameras)
         self.create_subscription(JointState, "joint_states", self._on_joints, qos_profile_sensor_data)
-        self.create_subscription(String, "task_instruction", self._on_instruction, 10)
+        if self._pending_instruction is not None:
+            self.get_logger().info(f"acting on the instruction received while loading: "
+                                   f"{self._pending_instruction!r}")
+            self.controller.set_instruction(self._pending_instruction, now_seconds(self))
         self.create_service(Trigger, "pause", lambda _, res: self._service(res, lambda: self.controller.pause(True)))
         self.create_service(Trigger, "resume", lambda _, res: self._service(res, lambda: self.controller.pause(False)))
         self.create_service(Trigger, "reset", lambda _, res: self._service(res, self.controller.reset))
@@ -194,23 +204,30 @@ class PolicyNode(Node):
             else:
                 rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data))
         except ImageError as error:
-            # One line per camera and problem, repeated at most every 5 s.
-            line = f"camera '{name}': image rejected: {error}"
-            last_line, last_time = self._image_errors.get(name, ("", 0.0))
-            if line != last_line or time.monotonic() - last_time > 5.0:
-                self.get_logger().error(line)
-                self._image_errors[name] = (line, time.monotonic())
+            self._reject(name, f"camera '{name}': image rejected: {error}")
             return
         self.controller.update_image(name, rgb, to_seconds(msg.header.stamp))
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            self.controller.update_joints(msg.name, msg.position, to_seconds(msg.header.stamp))
+            self.controller.update_joints(msg.name, msg.position, to_nanoseconds(msg.header.stamp))
         except ValueError as error:
-            self.get_logger().error(f"joint_states rejected: {error}", throttle_duration_sec=5.0)
+            self._reject("joint_states", f"joint_states rejected: {error}")
+
+    def _reject(self, source: str, reason: str) -> None:
+        """An input message refused: the status says why (the controller keeps it until the
+        input is accepted again), and the log says it once per cause, again every 5 s."""
+        self.controller.reject_input(source, reason)
+        last = self._rejections_logged.get(reason, -float("inf"))
+        if time.monotonic() - last > REJECTION_LOG_PERIOD_S:
+            self.get_logger().error(reason)
+            self._rejections_logged[reason] = time.monotonic()
 
     def _on_instruction(self, msg: String) -> None:
-        self.controller.set_instruction(msg.data.strip(), now_seconds(self))
+        if self.controller is None:  # still loading (or failed to): keep the latest
+            self._pending_instruction = msg.data.strip()
+        else:
+            self.controller.set_instruction(msg.data.strip(), now_seconds(self))
         self._publish_status_if_changed()
 
     def _tick(self) -> None:
@@ -227,7 +244,7 @@ class PolicyNode(Node):
         if not self.context.ok():
             return  # an inference that finished during shutdown: nobody left to move
         msg = JointTrajectory(joint_names=list(chunk.joint_names))
-        msg.header.stamp = to_time(chunk.stamp)
+        msg.header.stamp = time_from_nanoseconds(chunk.stamp_ns)
         for k, positions in enumerate(chunk.positions):
             at = to_duration(chunk.first_s + k / chunk.fps)
             msg.points.append(JointTrajectoryPoint(positions=positions.tolist(), time_from_start=at))
@@ -240,6 +257,10 @@ class PolicyNode(Node):
         if self.controller is None:
             msg.state = STATES[ERROR] if self._load_error else STATES[LOADING]
             msg.message = self._load_error or f"loading {self.p['policy_path']}"
+            if self._pending_instruction is not None:
+                msg.instruction = self._pending_instruction
+                if not self._load_error:
+                    msg.message += ", instruction received: acted on once loaded"
             return msg
         s = self.controller.status
         msg.state, msg.instruction = STATES[s.state], s.instruction
@@ -280,7 +301,8 @@ class PolicyNode(Node):
                       "inference_latency_s": f"{s.inference_latency:.3f}",
                       "observation_age_s": f"{s.observation_age:.3f}",
                       "chunks_published": s.chunks_published, "queue_depth": s.queue_depth,
-                      "starved_ticks": s.starved_ticks, "dropped_results": s.dropped_results}
+                      "starved_ticks": s.starved_ticks, "dropped_results": s.dropped_results,
+                      "rejected_inputs": "; ".join(s.rejected_inputs.values())}
             status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -31,6 +31,17 @@ def to_duration(seconds: float) -> Duration:
     return Duration(sec=sec, nanosec=nanosec)
 
 
+def to_nanoseconds(stamp: Time) -> int:
+    """A stamp as integer nanoseconds: exact, where float seconds near today's epoch resolve
+    only ~238 ns (a chunk's stamp must equal its observation's, field for field)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def time_from_nanoseconds(nanoseconds: int) -> Time:
+    sec, nanosec = divmod(int(nanoseconds), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
 def now_seconds(node) -> float:
     """The node's clock (ROS time, sim time when used), in float seconds."""
     return node.get_clock().now().nanoseconds * 1e-9

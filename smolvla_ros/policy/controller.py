@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,11 +58,15 @@ class PolicyState:
     dropped_results: int = 0  # chunks discarded because the instruction changed
     cameras: tuple[str, ...] = ()  # in the observation (or awaited: they have a publisher)
     absent_cameras: tuple[str, ...] = ()  # declared, nobody publishes: left out
+    # input (camera name or "joint_states") -> why its last message was refused, until one is
+    # accepted again: a hold on stale input then says why the input is stale
+    rejected_inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class _Observation:
-    time: float  # the joint state's stamp: the chunk's time origin
+    time: float  # the joint state's stamp: the chunk's time origin (scheduling)
+    stamp_ns: int  # the same, exact: the chunk's header.stamp
     age: float
     images: dict[str, np.ndarray]
     state: np.ndarray  # LeRobot units
@@ -76,9 +80,10 @@ class _Observation:
 @dataclass
 class ChunkOut:
     """What the node publishes: positions (n, joints) in radians, point k at
-    stamp + first_s + k/fps; stamp 0 means "from arrival" (trajectory semantics)."""
+    stamp + first_s + k/fps; stamp 0 means "from arrival" (trajectory semantics). The stamp is
+    integer nanoseconds, the observation's exactly (float seconds would round it)."""
 
-    stamp: float
+    stamp_ns: int
     joint_names: tuple[str, ...]
     positions: np.ndarray
     fps: float
@@ -145,14 +150,21 @@ class PolicyController:
     def update_image(self, name: str, rgb: np.ndarray, stamp: float) -> None:
         with self._lock:
             self._images[name] = (stamp, rgb)
+            self.status.rejected_inputs.pop(name, None)
+
+    def reject_input(self, source: str, reason: str) -> None:
+        """A message of ``source`` (a camera's name, or "joint_states") was refused, and why."""
+        with self._lock:
+            self.status.rejected_inputs[source] = reason
 
     def set_publishers(self, counts: dict[str, int]) -> None:
         """How many publishers each camera's topic has (the node looks periodically)."""
         with self._lock:
             self._publishers = dict(counts)
 
-    def update_joints(self, names, positions, stamp: float) -> None:
-        """Map a JointState by name; raises ValueError for missing joints or NaN."""
+    def update_joints(self, names, positions, stamp_ns: int) -> None:
+        """Map a JointState by name (its stamp in integer nanoseconds); raises ValueError for
+        missing joints or NaN."""
         by_name = dict(zip(names, positions))
         missing = [joint for joint in self.units.joints if joint not in by_name]
         if missing:
@@ -161,7 +173,8 @@ class PolicyController:
         if not np.all(np.isfinite(vector)):
             raise ValueError("joint_states holds NaN or infinite positions")
         with self._lock:
-            self._joints = (stamp, vector)
+            self._joints = (stamp_ns * 1e-9, vector, stamp_ns)
+            self.status.rejected_inputs.pop("joint_states", None)
 
     def pause(self, paused: bool) -> str:
         with self._lock:
@@ -214,27 +227,37 @@ class PolicyController:
         self._requests.put(observation)
 
     def _stale_input(self, now: float) -> str:
+        """Why the freshest input cannot be used ('' when it can), with the reason its
+        messages were refused if they were: the cause, not only the symptom."""
+        rejected = self.status.rejected_inputs
         if self._joints is None:
-            return "no joint_states received yet"
+            return self._with_rejection("no joint_states received yet", rejected.get("joint_states"))
         if now - self._joints[0] > self.config.stale_after_s:
-            return f"joint_states is {now - self._joints[0]:.2f} s old"
+            return self._with_rejection(f"joint_states is {now - self._joints[0]:.2f} s old",
+                                        rejected.get("joint_states"))
         if not self.status.cameras:
             return f"no camera publishes (waiting on {', '.join(self.camera_topics.values())})"
         for name in self.status.cameras:
             topic = self.camera_topics[name]
             if name not in self._images:
-                return f"no image yet from camera '{name}' (waiting on {topic})"
+                return self._with_rejection(f"no image yet from camera '{name}' (waiting on {topic})",
+                                            rejected.get(name))
             age = now - self._images[name][0]
             if age > self.config.stale_after_s:
-                return f"camera '{name}' image is {age:.2f} s old ({topic})"
+                return self._with_rejection(f"camera '{name}' image is {age:.2f} s old ({topic})",
+                                            rejected.get(name))
         return ""
 
+    @staticmethod
+    def _with_rejection(problem: str, reason: str | None) -> str:
+        return f"{problem}: {reason}" if reason else problem
+
     def _snapshot(self, now: float) -> _Observation:
-        stamp, positions = self._joints
+        stamp, positions, stamp_ns = self._joints
         images = {name: self._images[name] for name in self.status.cameras}
         oldest = min([stamp, *(t for t, _ in images.values())])
         observation = _Observation(
-            time=stamp, age=now - oldest,
+            time=stamp, stamp_ns=stamp_ns, age=now - oldest,
             images={name: rgb for name, (_, rgb) in images.items()},
             state=self.units.radians_to_lerobot(positions), positions=positions,
             task=self.status.instruction, generation=self._generation)
@@ -335,7 +358,7 @@ class PolicyController:
                 self.status.chunks_published += 1
                 self._set(RUNNING, f"last inference took {time.perf_counter() - started:.3f} s")
                 try:
-                    self._publish(ChunkOut(observation.time, self.units.joints, chunk.actions,
+                    self._publish(ChunkOut(observation.stamp_ns, self.units.joints, chunk.actions,
                                            self.config.fps))
                 except Exception as error:  # a failing publisher must not end the worker
                     self._log("error", f"publishing a chunk failed: {error!r}")
@@ -347,7 +370,7 @@ class PolicyController:
         if self._joints is None:
             return
         try:
-            self._publish(ChunkOut(0.0, self.units.joints, self._joints[1][None, :], self.config.fps,
+            self._publish(ChunkOut(0, self.units.joints, self._joints[1][None, :], self.config.fps,
                                    first_s=1.0 / self.config.fps))
         except Exception as error:  # a failing publisher must not end the caller's callback
             self._log("error", f"publishing a hold failed: {error!r}")

@@ -56,7 +56,7 @@ def dry_run(runtime, seconds: float, delay_s: float = 0.0,
         nonlocal chunks
         chunks += 1
         times = np.arange(len(chunk.positions)) / chunk.fps
-        trajectory = make_trajectory(chunk.joint_names, chunk.stamp, times, chunk.positions,
+        trajectory = make_trajectory(chunk.joint_names, chunk.stamp_ns * 1e-9, times, chunk.positions,
                                      SO101_JOINTS)
         try:
             executor.replace(trajectory, time.monotonic(), np.zeros(6))
@@ -75,7 +75,7 @@ def dry_run(runtime, seconds: float, delay_s: float = 0.0,
             now = time.monotonic()
             for name, image in images.items():
                 controller.update_image(name, image, now)
-            controller.update_joints(SO101_JOINTS, np.zeros(6), now)
+            controller.update_joints(SO101_JOINTS, np.zeros(6), round(now * 1e9))
             controller.tick(now)
             if chunks:
                 ticks += 1

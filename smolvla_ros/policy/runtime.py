@@ -98,10 +98,13 @@ class PolicyRuntime:
         try:
             policy_config = PreTrainedConfig.from_pretrained(path)
         except Exception as error:  # hub errors come in many types; all mean "cannot get it"
+            reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            if local.is_dir():  # the folder is there: its config.json is what is wrong
+                raise PolicyLoadError(f"{local / 'config.json'} is broken: cannot read it as a "
+                                      f"LeRobot policy config ({reason})") from None
             raise PolicyLoadError(
                 f"cannot load '{path}': not a local folder, and the Hugging Face Hub has no such "
-                f"model or cannot be reached ({type(error).__name__}: {str(error).splitlines()[0]})"
-            ) from None
+                f"model or cannot be reached ({reason})") from None
         if policy_config.type != "smolvla":
             raise PolicyLoadError(f"'{path}' is a '{policy_config.type}' policy, not smolvla")
         if config.vlm_path:
