@@ -9,7 +9,7 @@ the arguments below override them.
 """
 
 from smolvla_ros.node_config import sim_stale_after_s
-from smolvla_ros.nodes.launching import Arguments, description, instruction_after, node
+from smolvla_ros.nodes.launching import Arguments, description, instruction_when_ready, node
 
 ARGUMENTS = {
     "robot": ("sim", "sim (MuJoCo), so101 (the arm on port) or mock (emulated bus)"),
@@ -26,7 +26,8 @@ ARGUMENTS = {
                        "front=camera1,wrist=camera2)"),
     "record": ("false", "start recorder_node (episodes start with each new instruction)"),
     "output_dir": ("episodes", "recorder: where episode bags go"),
-    "instruction": ("", "published once on task_instruction after 15 s when not empty"),
+    "instruction": ("", "published once on task_instruction when the policy has loaded (and the "
+                        "recorder listens), when not empty"),
     "config_dir": ("", "folder with so101/sim/camera/policy/recorder.yaml; empty = the package's"),
 }
 
@@ -59,7 +60,7 @@ def actions(args: Arguments) -> list:
             "robot_id": calibration_id, "leader_id": "mock" if robot == "sim" else ""},
             remappings=camera_remaps))
     if args["instruction"]:
-        out.append(instruction_after(15.0, args["instruction"]))
+        out.append(instruction_when_ready(args["instruction"], 1 + args.flag("record"), policy=True))
     return out
 
 

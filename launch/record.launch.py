@@ -8,7 +8,7 @@ itself during the pause and the expert starts with each episode); `smolvla-ros c
 turns the bags into a LeRobotDataset.
 """
 
-from smolvla_ros.nodes.launching import Arguments, description, instruction_after, node
+from smolvla_ros.nodes.launching import Arguments, description, instruction_when_ready, node
 
 ARGUMENTS = {
     "robot": ("sim", "sim (scripted expert) or so101 (leader arm on leader_port)"),
@@ -22,8 +22,9 @@ ARGUMENTS = {
     "episode_duration_s": ("10.0", "length of each episode"),
     "reset_duration_s": ("3.0", "pause between episodes"),
     "num_episodes": ("0", "stop after this many (0 = until Ctrl-C)"),
-    "instruction": ("pick up the cube", "the task text, published once after 15 s (starts recording; "
-                                        "needs ros2cli); empty = publish it yourself"),
+    "instruction": ("pick up the cube", "the task text, published once when the arm and the "
+                                        "recorder are up (starts recording); empty = publish it "
+                                        "yourself"),
     "config_dir": ("", "folder with the YAML files; empty = the package's"),
 }
 
@@ -49,7 +50,7 @@ def actions(args: Arguments) -> list:
         ]
     out.append(node(args, "recorder_node", "recorder", recorder))
     if args["instruction"]:
-        out.append(instruction_after(15.0, args["instruction"]))
+        out.append(instruction_when_ready(args["instruction"], 1, policy=False))
     return out
 
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.msg import EpisodeStatus, PolicyStatus
+from smolvla_ros.nodes.instruction import InstructionOnReady
 
 
 class Monitor(Node):
     def __init__(self, instruction: str, listeners: int):
         super().__init__("bringup_monitor")
         self.instruction = instruction
-        self.listeners = listeners  # task_instruction subscribers to wait for (policy, recorder)
-        self.instructed = False
+        # listeners: task_instruction subscribers to wait for (policy, recorder)
+        self.giver = InstructionOnReady(self, instruction, listeners)
         self.chunks = 0
         self.latencies: list[float] = []
         self.policy_message = ""
@@ -26,7 +26,6 @@ class Monitor(Node):
         self.path_length = 0.0
         self.bag = ""
         self.episode_messages = 0
-        self.instruction_pub = self.create_publisher(String, "task_instruction", 10)
         self.create_subscription(PolicyStatus, "policy_status", self._on_policy, 10)
         self.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
         self.create_subscription(JointState, "joint_states", self._on_joints, 100)
@@ -36,12 +35,6 @@ class Monitor(Node):
         self.policy_message = msg.message
         if msg.state == PolicyStatus.STATE_ERROR:
             self.get_logger().error(f"policy: {msg.message}", throttle_duration_sec=10.0)
-        ready = msg.state != PolicyStatus.STATE_LOADING
-        if (ready and self.instruction and not self.instructed
-                and self.instruction_pub.get_subscription_count() >= self.listeners):
-            self.instruction_pub.publish(String(data=self.instruction))
-            self.instructed = True
-            self.get_logger().info(f"instruction published: {self.instruction!r}")
         if msg.state == PolicyStatus.STATE_RUNNING and msg.inference_latency > 0:
             self.latencies.append(msg.inference_latency)
 
@@ -63,7 +56,7 @@ class Monitor(Node):
     def summary(self) -> str:
         lines = ["bringup summary:",
                  f"  instruction:        {self.instruction!r} "
-                 f"({'published' if self.instructed else 'NOT published: the policy never got ready'})",
+                 f"({'published' if self.giver.instructed else 'NOT published: the policy never got ready'})",
                  f"  chunks published:   {self.chunks}"]
         if self.latencies:
             lines.append(f"  inference latency:  median {np.median(self.latencies) * 1e3:.0f} ms, "

@@ -3,10 +3,11 @@ with their config/ YAML file, and the one-shot instruction. Needs launch_ros (ro
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -44,11 +45,13 @@ def node(args: Arguments, executable: str, config_file: str, overrides: dict | N
                 parameters=[f"{args.config}/{config_file}.yaml", overrides or {}], **kwargs)
 
 
-def instruction_after(seconds: float, text: str) -> TimerAction:
-    """Publish ``text`` once on task_instruction (runs ``ros2 topic pub``: needs ros2cli)."""
-    return TimerAction(period=seconds, actions=[ExecuteProcess(cmd=[
-        "ros2", "topic", "pub", "--once", "task_instruction", "std_msgs/msg/String",
-        f"{{data: '{text}'}}"], output="screen")])
+def instruction_when_ready(text: str, listeners: int, policy: bool) -> ExecuteProcess:
+    """Publish ``text`` once on task_instruction as soon as the graph can act on it: the robot
+    publishes joint_states, ``listeners`` subscribe, and the policy (if ``policy``) has loaded
+    (smolvla_ros.nodes.instruction; no ros2cli needed)."""
+    return ExecuteProcess(cmd=[sys.executable, "-m", "smolvla_ros.nodes.instruction", text,
+                               "--listeners", str(listeners), *(["--policy"] if policy else [])],
+                          output="screen")
 
 
 def description(arguments: dict[str, tuple[str, str]],
