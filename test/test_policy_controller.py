@@ -50,3 +50,20 @@ def test_inference_slower_than_a_chunk_holds_with_a_reason(runtime):
     assert result.chunks == 0 and result.status.chunks_published == 0
     assert result.status.state == "holding"
     assert "longer than a chunk (1.67 s): the arm holds" in result.status.message
+
+
+def test_synchronous_timing_runs_every_action_of_chunks_slower_than_themselves(runtime):
+    """A 3 s inference is longer than a chunk (1.67 s): in async timing the arm never moves
+    (above). In sync timing each chunk is timed from its arrival and run whole, the next
+    inference starts once it has run, and the arm holds (saying so) while the model runs."""
+    result = dry_run(runtime, seconds=9.0, delay_s=3.0,
+                     config=PolicyControllerConfig(fps=FPS, timing="sync"))
+    assert result.chunks >= 2 and result.status.chunks_published == result.chunks
+    assert result.skipped_actions == [0] * result.chunks  # every action reached the executor
+    assert "synchronous timing: the arm holds while the model runs" in result.messages
+    assert result.status.starved_ticks == 0  # holding between chunks is the mode, not starving
+
+
+def test_synchronous_timing_refuses_real_time_chunking(runtime):
+    with pytest.raises(ValueError, match="aggregate 'rtc' needs timing 'async'"):
+        dry_run(runtime, seconds=0.1, config=PolicyControllerConfig(timing="sync", aggregate="rtc"))

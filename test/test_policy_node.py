@@ -272,3 +272,22 @@ def test_too_long_instruction_is_a_truncation_warning(policy, probe):
     instruct(probe, "pick up the red cube and place it in the blue box " * 8)
     node.wait_for_output("tokens, the policy reads 48: it will be truncated")
     probe.wait_for_messages("action_chunk")  # ...and still acted on
+
+
+def test_synchronous_timing_publishes_chunks_that_start_on_arrival(tiny_checkpoint, probe):
+    node = start_policy(tiny_checkpoint, "timing:=sync")
+    feeder = Feeder(probe).start()
+    try:
+        node.wait_for_output("loaded ")
+        instruct(probe, "pick up the cube")
+        chunks = probe.wait_for_messages("action_chunk", 2)
+        for chunk in chunks:
+            assert (chunk.header.stamp.sec, chunk.header.stamp.nanosec) == (0, 0)  # on arrival
+            assert [to_seconds(p.time_from_start) for p in chunk.points] == pytest.approx(
+                [(k + 1) / 30 for k in range(50)], abs=1e-9)  # the first action is not past
+        np.testing.assert_allclose(as_lerobot(chunks[0]),
+                                   expected_actions(tiny_checkpoint, "pick up the cube"),
+                                   rtol=0, atol=1e-9)
+    finally:
+        feeder.stop()
+        assert node.stop() == 0, node.output()

@@ -60,6 +60,10 @@ PARAMETERS = {
                        "the checkpoint's camera (model name, or dataset name of its saved rename "
                        "map) from cameras/<ros_name>/image_raw; same direction as LeRobot's "
                        "rename_map"),
+    "timing": ("async", "async: chunks timed from their observation, the next inferred while one "
+                        "runs (LeRobot's async inference); sync: each chunk run whole from its "
+                        "arrival, the arm holding while the model runs (a machine slower than a "
+                        "chunk: LeRobot's synchronous rollout)"),
     "chunk_threshold": (0.5, "start the next inference when this fraction of the chunk is left"),
     "aggregate": ("replace", "overlap of chunks: replace; weighted_average, latest_only, average, "
                              "conservative (LeRobot's async-inference functions); or rtc "
@@ -166,7 +170,8 @@ class PolicyNode(Node):
                     aggregate=self.p["aggregate"], stale_after_s=self.p["stale_after_s"],
                     noise_seed=self.p["noise_seed"],
                     rtc_execution_horizon=self.p["rtc_execution_horizon"],
-                    rtc_max_guidance_weight=self.p["rtc_max_guidance_weight"]),
+                    rtc_max_guidance_weight=self.p["rtc_max_guidance_weight"],
+                    timing=self.p["timing"]),
                 self._publish_chunk, core_logger(self), lambda: now_seconds(self))
         except ValueError as error:
             self._load_error = str(error)

@@ -10,6 +10,12 @@ positions in radians stamped with its observation time, handed to ``publish``.
   An empty text stops: a hold at the current position, no more inference.
 - Stale input (older than ``stale_after_s``) is never inferred on: the arm holds and the
   status says which input and why.
+- Timing ``async`` (the default, LeRobot's async inference): a chunk is timed from its
+  observation, so what elapsed while the model ran is skipped, and the next inference starts
+  while the current chunk still runs. Timing ``sync`` (LeRobot's synchronous rollout, for a
+  machine slower than a chunk): a chunk is timed from its arrival (header stamp zero), run
+  from its first action with nothing skipped, and the next inference starts once it has
+  been executed; the arm holds on its last action while the model runs, and says so.
 - A camera the checkpoint declares but nobody publishes (``set_publishers``: no publisher,
   and no image ever received) is absent: left out of the observation, as LeRobot's SmolVLA
   leaves out a missing image input. A camera with a publisher is waited for, and one that
@@ -32,6 +38,7 @@ from smolvla_ros.policy.chunks import REPLACE, RTC, ChunkSchedule
 from smolvla_ros.units import ArmUnits
 
 LOADING, IDLE, RUNNING, HOLDING, ERROR = "loading", "idle", "running", "holding", "error"
+ASYNC, SYNC = "async", "sync"
 
 
 @dataclass
@@ -43,6 +50,7 @@ class PolicyControllerConfig:
     noise_seed: int = -1  # >= 0: the same flow-matching noise for every chunk (reproducible)
     rtc_execution_horizon: int = 10  # aggregate "rtc": actions of the old chunk to agree with
     rtc_max_guidance_weight: float = 10.0
+    timing: str = ASYNC  # async: timed from the observation; sync: from arrival, see the module
 
 
 @dataclass
@@ -99,7 +107,15 @@ class PolicyController:
         self.runtime = runtime
         self.units = units
         self.config = config
-        self.schedule = ChunkSchedule(config.fps, config.chunk_threshold, config.aggregate)
+        if config.timing not in (ASYNC, SYNC):
+            raise ValueError(f"timing must be '{ASYNC}' or '{SYNC}', not '{config.timing}'")
+        if config.timing == SYNC and config.aggregate == RTC:
+            raise ValueError("aggregate 'rtc' needs timing 'async': in sync timing no part of "
+                             "a chunk is left unexecuted to agree with")
+        self.sync = config.timing == SYNC
+        # sync: the next inference once nothing of the chunk is left (threshold 0)
+        self.schedule = ChunkSchedule(config.fps, 0.0 if self.sync else config.chunk_threshold,
+                                      config.aggregate)
         self.rtc = config.aggregate == RTC
         if self.rtc:
             runtime.enable_rtc(config.rtc_execution_horizon, config.rtc_max_guidance_weight)
@@ -206,8 +222,8 @@ class PolicyController:
             self._update_cameras()
             if not self.status.instruction or self._paused:
                 return
-            if self.schedule.current is not None and self.schedule.starved(now):
-                self.status.starved_ticks += 1
+            if not self.sync and self.schedule.current is not None and self.schedule.starved(now):
+                self.status.starved_ticks += 1  # (sync timing holds between chunks by design)
             problem = self._stale_input(now)
             if problem:
                 if not self._holding_stale:  # once on entering: one log line, one hold
@@ -224,6 +240,8 @@ class PolicyController:
             self._replan = False
             self._busy = True
             observation = self._snapshot(now)
+            if self.sync and self.schedule.current is not None:
+                self._set(HOLDING, "synchronous timing: the arm holds while the model runs")
         self._requests.put(observation)
 
     def _stale_input(self, now: float) -> str:
@@ -340,10 +358,12 @@ class PolicyController:
                 if observation.generation != self._generation:
                     self.status.dropped_results += 1  # the instruction changed meanwhile
                     continue
-                chunk = self.schedule.merge(observation.time, radians)
+                now = self._clock()
+                # sync: action k is due k+1 periods after arrival (the first one is not past)
+                first_s = 1.0 / self.config.fps if self.sync else 0.0
+                chunk = self.schedule.merge(now + first_s if self.sync else observation.time, radians)
                 if self.rtc:
                     self._model_chunk = (chunk.times, self.runtime.last_model_actions)
-                now = self._clock()
                 self.status.inference_latency = now - observation.time
                 self._latencies = [*self._latencies[-9:], self.status.inference_latency]
                 self.status.observation_age = observation.age
@@ -358,8 +378,9 @@ class PolicyController:
                 self.status.chunks_published += 1
                 self._set(RUNNING, f"last inference took {time.perf_counter() - started:.3f} s")
                 try:
-                    self._publish(ChunkOut(observation.stamp_ns, self.units.joints, chunk.actions,
-                                           self.config.fps))
+                    self._publish(ChunkOut(0 if self.sync else observation.stamp_ns,
+                                           self.units.joints, chunk.actions, self.config.fps,
+                                           first_s=first_s))
                 except Exception as error:  # a failing publisher must not end the worker
                     self._log("error", f"publishing a chunk failed: {error!r}")
 

@@ -41,8 +41,10 @@ class DryRunResult:
     ticks: int  # control ticks after the first chunk arrived
     starved_ticks: int  # ...of which the executor had no target
     chunks: int
+    skipped_actions: list[int]  # per chunk: actions already past when it reached the executor
     status: PolicyState
     calls: list[dict]
+    messages: list[str]  # every distinct status message, in order
 
 
 def dry_run(runtime, seconds: float, delay_s: float = 0.0,
@@ -51,23 +53,25 @@ def dry_run(runtime, seconds: float, delay_s: float = 0.0,
     executor = TrajectoryExecutor(SO101_JOINTS)
     delayed = DelayedRuntime(runtime, delay_s)
     chunks = 0
+    skipped: list[int] = []
 
     def follow(chunk) -> None:
         nonlocal chunks
         chunks += 1
-        times = np.arange(len(chunk.positions)) / chunk.fps
+        times = chunk.first_s + np.arange(len(chunk.positions)) / chunk.fps
         trajectory = make_trajectory(chunk.joint_names, chunk.stamp_ns * 1e-9, times, chunk.positions,
                                      SO101_JOINTS)
         try:
-            executor.replace(trajectory, time.monotonic(), np.zeros(6))
+            skipped.append(executor.replace(trajectory, time.monotonic(), np.zeros(6)))
         except TrajectoryError:
-            pass  # entirely past on arrival: the executor keeps (or lacks) its old path
+            skipped.append(len(times))  # entirely past on arrival: the executor keeps its old path
 
 
     controller = PolicyController(delayed, ArmUnits(MOCK_CALIBRATION), config, follow,
                                   lambda *_: None, time.monotonic)
     images = {name: np.zeros((64, 64, 3), np.uint8) for name in runtime.camera_names}
     ticks = starved = 0
+    messages: list[str] = []
     start = next_tick = time.monotonic()
     try:
         controller.set_instruction("pick up the cube", start)
@@ -77,6 +81,8 @@ def dry_run(runtime, seconds: float, delay_s: float = 0.0,
                 controller.update_image(name, image, now)
             controller.update_joints(SO101_JOINTS, np.zeros(6), round(now * 1e9))
             controller.tick(now)
+            if not messages or controller.status.message != messages[-1]:
+                messages.append(controller.status.message)
             if chunks:
                 ticks += 1
                 starved += not executor.is_moving(now)
@@ -84,4 +90,4 @@ def dry_run(runtime, seconds: float, delay_s: float = 0.0,
             time.sleep(max(0.0, next_tick - time.monotonic()))
     finally:
         controller.close()
-    return DryRunResult(ticks, starved, chunks, controller.status, delayed.calls)
+    return DryRunResult(ticks, starved, chunks, skipped, controller.status, delayed.calls, messages)
