@@ -143,7 +143,14 @@ class ArmController:
                     self.bus.set_torque(True)
                     self.health.torque = True
             except BusError as error:
+                # The EEPROM may hold part of it now: unverified until checked again on connect.
+                self.health.torque = False
+                self.health.calibration_mismatch = self.health.calibration_mismatch or [
+                    f"writing the calibration failed ({error})"]
                 self._fail(str(error), error.motors)
+                if isinstance(error, PortError):  # as in step(): reconnect, and check again
+                    self.health.connected = False
+                    self.bus.close()
                 raise RuntimeError(str(error)) from None
         self._log("info", "calibration file written to the servos; "
                           f"torque {'on' if self.health.torque else 'off'}")
@@ -221,6 +228,9 @@ class ArmController:
                 raise RuntimeError("leader mode keeps torque off")
             if not self.health.connected:
                 raise RuntimeError(f"not connected to {self.bus.config.port}")
+            if enabled and self.health.calibration_mismatch:
+                raise RuntimeError("the calibration file differs from the servos' EEPROM: call "
+                                   "write_calibration or recalibrate first")
             try:
                 if enabled:
                     self.executor.clear()  # hold here, not at an old target

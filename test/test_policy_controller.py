@@ -56,7 +56,7 @@ def test_synchronous_timing_runs_every_action_of_chunks_slower_than_themselves(r
     """A 3 s inference is longer than a chunk (1.67 s): in async timing the arm never moves
     (above). In sync timing each chunk is timed from its arrival and run whole, the next
     inference starts once it has run, and the arm holds (saying so) while the model runs."""
-    result = dry_run(runtime, seconds=9.0, delay_s=3.0,
+    result = dry_run(runtime, seconds=11.0, delay_s=3.0,
                      config=PolicyControllerConfig(fps=FPS, timing="sync"))
     assert result.chunks >= 2 and result.status.chunks_published == result.chunks
     assert result.skipped_actions == [0] * result.chunks  # every action reached the executor

@@ -111,9 +111,10 @@ def test_the_launch_files_instruction_waits_for_the_loaded_policy(probe):
          "--listeners", "1", "--policy"],
         env=ros_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        loading = PolicyStatus(state=PolicyStatus.STATE_LOADING)
-        for _ in range(30):  # 3 s of a loading policy, with the arm up
-            probe.publish(PolicyStatus, "policy_status", loading, wait_for_subscriber=False)
+        for k in range(30):  # 3 s of a loading policy (or one that failed to), with the arm up
+            state = PolicyStatus.STATE_ERROR if k % 2 else PolicyStatus.STATE_LOADING
+            probe.publish(PolicyStatus, "policy_status", PolicyStatus(state=state),
+                          wait_for_subscriber=False)
             probe.publish(JointState, "joint_states", JointState(), wait_for_subscriber=False)
             time.sleep(0.1)
         assert probe.messages("task_instruction") == [] and process.poll() is None

@@ -359,6 +359,11 @@ def test_a_best_effort_camera_driver_is_recorded(tmp_path, probe):
     from rclpy.qos import qos_profile_sensor_data
 
     node = start_recorder(tmp_path)
+    # Seen first through a subscriber (policy_node's, say): the recorder waits for the offer.
+    probe.node.create_subscription(Image, "cameras/side/image_raw", lambda _: None,
+                                   qos_profile_sensor_data)
+    node.wait_for_output("ready: episodes go to")
+    time.sleep(2.5)  # two discovery passes with the topic there and no publisher
     publisher = probe.node.create_publisher(Image, "cameras/side/image_raw", qos_profile_sensor_data)
     image = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
     try:

@@ -282,6 +282,8 @@ def test_calibration_mismatch_keeps_torque_off_until_the_file_is_written(emulato
         assert not probe.messages("joint_states")  # wrong positions are not published
         probe.publish(JointTrajectory, "action_chunk", chunk([present_radians(emulator)], [0.5]))
         node.wait_for_output("trajectory rejected")
+        refused = probe.call(Trigger, "enable_torque")
+        assert not refused.success and "write_calibration" in refused.message
         assert not any(emulator.writes[(i, "Goal_Position")] for i in SO101_MOTORS.values())
         assert all(emulator.register(i, "Torque_Enable") == 0 for i in SO101_MOTORS.values())
 
@@ -330,8 +332,9 @@ def test_a_huge_trajectory_does_not_stall_the_control_loop(emulator, calibration
             node.wait_for_output("200000 points, more than max_trajectory_points (10000)")
         probe.wait_for_messages("joint_states", len(probe.messages("joint_states")) + int(RATE_HZ))
         stamps = [to_seconds(m.header.stamp) for m in probe.messages("joint_states")[before - 1:]]
-        # The loop's own read stamps at 50 Hz: a stall shows as a gap.
-        assert max(np.diff(stamps)) < 0.25, max(np.diff(stamps))
+        # The loop's own read stamps at 50 Hz: a stall shows as a gap (0.42-0.52 s before;
+        # measured after: 0.07 s refused, 0.10 s accepted).
+        assert max(np.diff(stamps)) < 0.35, max(np.diff(stamps))
         if not limit:
             assert not any(emulator.writes[(i, "Goal_Position")] > 1 for i in SO101_MOTORS.values())
     finally:

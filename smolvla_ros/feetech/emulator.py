@@ -154,7 +154,10 @@ class EmulatedBus:
             self._unplug_fds()
 
     def replug(self) -> None:
+        """Plug the port back in (a new pty under the same path); refused while plugged in."""
         with self._lock:
+            if self._master >= 0:
+                raise ValueError(f"port {self.port} is plugged in already")
             self._plug()
 
     def load_calibration(self, calibration: Calibration) -> None:
@@ -366,12 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at", nargs=2, action="append", default=[], metavar=("SECONDS", "COMMAND"),
                         help="run a fault command SECONDS after start, e.g. --at 5 unplug --at 8 replug")
     args = parser.parse_args(argv)
-    schedule = sorted((float(seconds), command) for seconds, command in args.at)
-    for _, command in schedule:
+    schedule = []
+    for seconds, command in args.at:
         try:
             parse_fault(command)  # a typo is an error now, not when its time comes
+            schedule.append((float(seconds), command))
         except ValueError as error:
-            parser.error(str(error))
+            parser.error(f"--at {seconds} {command!r}: {error}")
+    schedule.sort()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -384,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in sys.stdin:
                 try:
                     print(fault_command(bus, line), flush=True)
-                except ValueError as error:
+                except (ValueError, OSError) as error:
                     print(error, flush=True)
 
         threading.Thread(target=read_commands, name="fault-commands", daemon=True).start()
@@ -394,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                 _, command = schedule.pop(0)
                 try:
                     print(f"{command}: {fault_command(bus, command)}", flush=True)
-                except ValueError as error:
-                    print(error, flush=True)
+                except (ValueError, OSError) as error:
+                    print(f"{command}: {error}", flush=True)
     return 0
 
 

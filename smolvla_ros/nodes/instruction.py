@@ -32,7 +32,10 @@ class InstructionOnReady:
         self._timer = node.create_timer(0.2, self._try)
 
     def _on_policy(self, msg: PolicyStatus) -> None:
-        self.policy_ready = self.policy_ready or msg.state != PolicyStatus.STATE_LOADING
+        # Loaded: idle, running or holding. A policy that failed to load (ERROR) gets nothing:
+        # with a recorder listening, the instruction would start an episode of a still arm.
+        self.policy_ready = self.policy_ready or msg.state in (
+            PolicyStatus.STATE_IDLE, PolicyStatus.STATE_RUNNING, PolicyStatus.STATE_HOLDING)
         self._try()
 
     def _try(self) -> None:

@@ -223,10 +223,13 @@ class PolicyNode(Node):
         """An input message refused: the status says why (the controller keeps it until the
         input is accepted again), and the log says it once per cause, again every 5 s."""
         self.controller.reject_input(source, reason)
-        last = self._rejections_logged.get(reason, -float("inf"))
-        if time.monotonic() - last > REJECTION_LOG_PERIOD_S:
+        now = time.monotonic()
+        if now - self._rejections_logged.get(reason, -float("inf")) > REJECTION_LOG_PERIOD_S:
             self.get_logger().error(reason)
-            self._rejections_logged[reason] = time.monotonic()
+            # Forget causes not seen for a period (reasons carry sizes: they could pile up).
+            self._rejections_logged = {line: at for line, at in self._rejections_logged.items()
+                                       if now - at <= REJECTION_LOG_PERIOD_S}
+            self._rejections_logged[reason] = now
 
     def _on_instruction(self, msg: String) -> None:
         if self.controller is None:  # still loading (or failed to): keep the latest

@@ -111,7 +111,10 @@ class RecorderNode(Node):
             relative = name.lstrip("/")
             camera = self.p["record_cameras"] and CAMERA_PREFIX in name and (
                 name.endswith("/image_raw") or name.endswith("/image_raw/compressed"))
-            if (name in wanted or camera) and name not in self._subscribed and types:
+            # Not before a publisher exists: the subscription's QoS is chosen from its offer
+            # (a topic seen only through a subscriber, say policy_node's, waits for the next pass).
+            if ((name in wanted or camera) and name not in self._subscribed and types
+                    and self.count_publishers(name)):
                 self._subscribe(name, wanted.get(name, relative), types[0])
 
     def _subscribe(self, name: str, label: str, msgtype: str) -> None:

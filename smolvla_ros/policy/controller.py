@@ -130,7 +130,7 @@ class PolicyController:
         self._images: dict[str, tuple[float, np.ndarray]] = {}
         self._publishers: dict[str, int] | None = None  # per camera; None: not looked yet
         self.status.cameras = tuple(self.camera_topics)
-        self._joints: tuple[float, np.ndarray] | None = None
+        self._joints: tuple[float, np.ndarray, int] | None = None  # (s, radians, stamp ns)
         self._generation = 0
         self._replan = False
         self._paused = False

@@ -175,6 +175,13 @@ class EpisodeWriter:
             self.info.start_ns = stamp_ns
         self.info.end_ns = max(self.info.end_ns, stamp_ns)
 
+    def abort(self) -> None:
+        """Let go of the files without finishing the bag (its folder is to be removed)."""
+        try:
+            self._writer.abort()
+        except OSError:
+            pass  # the disk that failed the bag may fail this too: the handles are closed
+
     def close(self, ended_by: str) -> None:
         """Finish the bag: MCAP summary, metadata.yaml with the episode's custom data."""
         self.info.ended_by = ended_by
@@ -261,6 +268,8 @@ def recover_episode(folder: Path, typestore) -> int:
     except (OSError, ValueError, TypeError):  # episode.json itself was cut short
         info = EpisodeInfo(episode_index=int(folder.name.split("_")[1]), task="")
     info.start_ns = info.end_ns = 0  # recomputed from the recovered messages
+    writer = None
+    moved = False  # the original renamed to .partial: from then on the data is there
     try:
         shutil.rmtree(staging, ignore_errors=True)  # what an earlier attempt left
         staging.parent.mkdir(exist_ok=True)
@@ -285,14 +294,18 @@ def recover_episode(folder: Path, typestore) -> int:
                      f"({info.ended_by or 'killed'})")
         if source == folder:
             folder.rename(partial)
+            moved = True
         elif folder.exists():
             shutil.rmtree(folder)  # an older recovery's cut-short rebuild; the data is in .partial
         staging.rename(folder)
     except (EpisodeWriteError, OSError, StopIteration) as error:
+        if writer is not None:
+            writer.abort()  # its open file would keep the space a full disk needs freed
         shutil.rmtree(staging, ignore_errors=True)
         reason = "no MCAP file" if isinstance(error, StopIteration) else str(error)
         raise EpisodeWriteError(f"cannot recover {folder} now ({reason}); its data stays in "
-                                f"{source} and recovery is tried again at the next start") from None
+                                f"{partial if moved else source} and recovery is tried again at "
+                                "the next start") from None
     finally:
         try:
             staging.parent.rmdir()
