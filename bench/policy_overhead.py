@@ -7,7 +7,10 @@ state, published once per trial): the direct call is LeRobot's
 the node path runs from publishing a new instruction to the chunk's arrival on
 ``action_chunk`` (DDS both ways, image and unit conversion, the worker hand-off included).
 Nothing else streams meanwhile, so the difference is the node's own overhead. Trials
-alternate A/B so machine drift hits both. Printed, not asserted:
+alternate A/B so machine drift hits both. The node runs with ``timing:=sync``: a chunk is
+published however long its inference took (in the default async timing a full-size chunk
+on a CPU is over before it is ready and the node holds instead: the trial never ended);
+the path through the node is otherwise the same. Printed, not asserted:
 
     python bench/policy_overhead.py                 # tiny test checkpoint
     python bench/policy_overhead.py --full-size     # SmolVLA's 450M architecture (~1.8 GB)
@@ -69,7 +72,7 @@ class NodeHarness:
     def __init__(self, checkpoint: Path):
         # Observations are published once per trial, so staleness is switched off.
         rclpy.init(args=["--ros-args", "-p", f"policy_path:={checkpoint}", "-p", "robot_id:=mock",
-                         "-p", "stale_after_s:=1000.0"])
+                         "-p", "stale_after_s:=1000.0", "-p", "timing:=sync"])
         self.node = PolicyNode()
         self.probe = rclpy.create_node("bench_probe")
         self.arrived = threading.Event()
