@@ -367,7 +367,8 @@ def test_a_best_effort_camera_driver_is_recorded(tmp_path, probe):
     publisher = probe.node.create_publisher(Image, "cameras/side/image_raw", qos_profile_sensor_data)
     image = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
     try:
-        assert wait_for(lambda: publisher.get_subscription_count() > 0, 30)
+        # Matched by the recorder, besides this probe's own subscription.
+        assert wait_for(lambda: publisher.get_subscription_count() >= 2, 30)
         assert probe.call(Trigger, "start_episode").success
         for _ in range(5):
             publisher.publish(image)
