@@ -107,13 +107,16 @@ def _open(path: Path):
 
 
 def read_bag(path: Path, joints: tuple[str, ...], namespace: str = "") -> BagContents:
-    """Everything but the images, in one pass over the bag."""
+    """Everything but the images, in one pass over the bag. Topics are read relative to
+    ``namespace``, or else to the recorder's namespace stored in the bag."""
+    stored = custom_data(path)
+    namespace = namespace or stored.get("namespace", "")
     reader = _open(path)
     try:
         by_topic: dict[str, list] = {}
         for connection in reader.connections:
             by_topic.setdefault(relative_topic(connection.topic, namespace), []).append(connection)
-        contents = BagContents(Path(path), sorted(by_topic), custom_data(path), namespace)
+        contents = BagContents(Path(path), sorted(by_topic), stored, namespace)
         wanted = [c for topic, conns in by_topic.items() for c in conns
                   if topic in (JOINT_STATES, LEADER_JOINT_STATES, TASK_INSTRUCTION, ACTION_CHUNK)
                   or CAMERA_TOPIC.match(topic)]

@@ -36,7 +36,7 @@ from smolvla_ros.calibration import (
 )
 from smolvla_ros.recording.bag_reader import (
     ACTION_CHUNK, JOINT_STATES, LEADER_JOINT_STATES, TASK_INSTRUCTION, BagContents, BagError,
-    custom_data, iter_images, read_bag,
+    iter_images, read_bag,
 )
 from smolvla_ros.recording.episode import ROBOT_TYPE
 from smolvla_ros.trajectory import TrajectoryError, TrajectoryExecutor
@@ -196,10 +196,10 @@ def action_source(bag: BagContents, config: ConvertConfig) -> str:
     return source
 
 
-def plan_episode(bag: BagContents, config: ConvertConfig, follower_units: ArmUnits,
+def plan_episode(bag: BagContents, config: ConvertConfig, source: str, follower_units: ArmUnits,
                  leader_units: ArmUnits | None) -> EpisodePlan:
-    """``leader_units`` converts ``leader/joint_states``; only needed for a leader action."""
-    source = action_source(bag, config)
+    """``source``: ``action_source``'s; ``leader_units`` converts ``leader/joint_states``, only
+    needed for a leader action."""
     streams = {JOINT_STATES: bag.follower.stamps}
     streams.update({camera.topic: camera.stamps for camera in bag.cameras.values()})
     if source == "leader":
@@ -260,13 +260,13 @@ def plan_all(bags: list[Path], config: ConvertConfig) -> list[EpisodePlan]:
     """Read and check every bag (no images yet); raises BagError before anything is written."""
     plans = []
     for path in bags:
-        namespace = config.namespace or custom_data(path).get("namespace", "")
-        bag = read_bag(path, SO101_JOINTS, namespace)
+        bag = read_bag(path, SO101_JOINTS, config.namespace)
         follower_units, follower_source = (arm_units(bag, "follower", config)
                                            or _units(DEFAULT_ROBOT_ID, "follower", config))
         calibrations, warnings = {"follower": follower_source}, []
         leader_units = None
-        if action_source(bag, config) == "leader":  # a trajectory action needs no leader
+        source = action_source(bag, config)
+        if source == "leader":  # a trajectory action needs no leader
             leader = arm_units(bag, "leader", config)
             if leader is None:
                 leader = follower_units, f"the follower's: {follower_source}"
@@ -275,7 +275,7 @@ def plan_all(bags: list[Path], config: ConvertConfig) -> list[EpisodePlan]:
                                 "action uses the follower's calibration; pass --leader-id for the "
                                 "leader's own, as lerobot-record would store it")
             leader_units, calibrations["leader"] = leader
-        plan = plan_episode(bag, config, follower_units, leader_units)
+        plan = plan_episode(bag, config, source, follower_units, leader_units)
         plan.calibrations, plan.warnings = calibrations, warnings
         plans.append(plan)
     shapes = {name: camera.shape for name, camera in plans[0].bag.cameras.items()}
