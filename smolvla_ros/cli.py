@@ -21,6 +21,8 @@ SUBCOMMANDS = {
                              "write a tiny random SmolVLA checkpoint, offline, for tests and demos"),
     "convert": ("smolvla_ros.recording.convert", "turn episode bags into a LeRobotDataset for lerobot-train"),
     "bringup": ("smolvla_ros.bringup", "run robot/sim, cameras, policy and recorder in one process"),
+    "eval": ("smolvla_ros.evaluation.cli",
+             "success rate of a policy (or the scripted expert) through the real graph, in the sim"),
 }
 
 

@@ -1,4 +1,4 @@
-"""A tiny (or full-size), randomly initialised SmolVLA checkpoint, made fully offline.
+"""A tiny (small, or full-size), randomly initialised SmolVLA checkpoint, made fully offline.
 
 ``smolvla-ros make-test-checkpoint DIR`` writes a real LeRobot checkpoint (config.json,
 model.safetensors, policy_preprocessor/postprocessor with their state files) whose VLM is a
@@ -54,7 +54,8 @@ def _train_tokenizer():
         })
 
 
-# The VLM's shape: tiny for tests, or SmolVLM2-500M's (what lerobot/smolvla_base uses) for
+# The VLM's shape: tiny for tests; small, a few million parameters a 2-core CPU trains in
+# minutes (bench/closed_loop.py); or SmolVLM2-500M's (what lerobot/smolvla_base uses) for
 # benchmarks of the real architecture with random weights.
 TINY_VLM = dict(
     text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -62,12 +63,19 @@ TINY_VLM = dict(
     vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                 image_size=32, patch_size=8),
     scale_factor=2, vocab_size=None, num_vlm_layers=2)
+SMALL_VLM = dict(
+    text=dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+              num_key_value_heads=2, head_dim=32),
+    vision=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                image_size=64, patch_size=8),
+    scale_factor=2, vocab_size=None, num_vlm_layers=4)
 SMOLVLM2_500M = dict(
     text=dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15,
               num_key_value_heads=5, head_dim=64, rope_theta=100000.0),
     vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                 num_attention_heads=12, image_size=512, patch_size=16),
     scale_factor=4, vocab_size=49280, num_vlm_layers=16)
+SIZES = {"tiny": TINY_VLM, "small": SMALL_VLM, "full": SMOLVLM2_500M}
 
 
 def write_vlm(folder: Path, shape: dict) -> None:
@@ -112,9 +120,11 @@ def parse_rename_map(text: str) -> dict[str, str]:
 
 def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wrist"),
                          image_shape: tuple[int, int] = (48, 64), seed: int = 0,
-                         full_size: bool = False, rename_map: dict[str, str] | None = None) -> Path:
+                         full_size: bool = False, rename_map: dict[str, str] | None = None,
+                         size: str = "tiny") -> Path:
     """Write the checkpoint into ``folder`` (replaced if it exists); returns it.
-    ``full_size``: SmolVLA's real architecture (450 M parameters), random weights.
+    ``size``: tiny, small, or full (= ``full_size``): SmolVLA's real architecture (450 M
+    parameters); random weights whichever.
     ``rename_map``: saved in the preprocessor's rename step (dataset key -> checkpoint key),
     as lerobot-train saves its ``--rename_map``; its targets must be declared inputs."""
     import torch
@@ -132,7 +142,7 @@ def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wri
     shutil.rmtree(folder, ignore_errors=True)
     vlm = folder / VLM_FOLDER
     vlm.mkdir(parents=True)
-    shape = SMOLVLM2_500M if full_size else TINY_VLM
+    shape = SIZES["full" if full_size else size]
     write_vlm(vlm, shape)
     image_size = shape["vision"]["image_size"]
 
@@ -179,8 +189,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="save this rename map in the preprocessor, as lerobot-train "
                              "--rename_map does for a fine-tune, e.g. front=camera1,wrist=camera2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--full-size", action="store_true",
-                        help="SmolVLA's real 450M-parameter architecture (random weights, ~1.8 GB)")
+    parser.add_argument("--size", choices=tuple(SIZES), default="tiny",
+                        help="tiny (tests), small (trains in minutes on a CPU) or full "
+                             "(SmolVLA's real 450M-parameter architecture, ~1.8 GB)")
+    parser.add_argument("--full-size", action="store_true", help="the same as --size full")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,10 +204,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         rename_map = parse_rename_map(args.rename_map)
         folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed,
-                                      args.full_size, rename_map)
+                                      args.full_size, rename_map, args.size)
     except ValueError as error:
         raise SystemExit(f"make-test-checkpoint: {error}") from None
-    size = "full-size" if args.full_size else "tiny"
+    size = "full-size" if args.full_size or args.size == "full" else args.size
     renamed = ", ".join(f"{source.removeprefix(IMAGE_PREFIX)} -> {target.removeprefix(IMAGE_PREFIX)}"
                         for source, target in rename_map.items())
     renamed = f"; rename map {renamed}" if renamed else ""
