@@ -46,10 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     """{node name: parameters}: each node's YAML file, then what the command line sets."""
-    import yaml
-
     from smolvla_ros.calibration import MOCK_ROBOT_ID
-    from smolvla_ros.node_config import config_dir, load_node_config, sim_stale_after_s
+    from smolvla_ros.node_config import (
+        apply_overrides, config_dir, load_node_config, sim_stale_after_s,
+    )
 
     folder = args.config_dir or config_dir()
 
@@ -79,13 +79,7 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
                                       robot_id=calibration_id)
         if args.robot == "sim":  # the sim's expert publishes leader/joint_states in its units
             nodes["recorder_node"]["leader_id"] = MOCK_ROBOT_ID
-    for item in args.param:
-        target, _, assignment = item.partition(":")
-        name, _, value = assignment.partition("=")
-        if target not in nodes or not name or not _:
-            raise SystemExit(f"bringup: --param {item!r}: expected NODE:NAME=VALUE with NODE one of "
-                             f"{sorted(nodes)}")
-        nodes[target][name] = yaml.safe_load(value)
+    apply_overrides(nodes, args.param, "bringup")
     return nodes
 
 

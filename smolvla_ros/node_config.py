@@ -22,6 +22,20 @@ def load_node_config(folder: str | Path, name: str) -> dict:
     return dict(yaml.safe_load((Path(folder) / f"{name}.yaml").read_text())["/**"]["ros__parameters"])
 
 
+def apply_overrides(nodes: dict[str, dict], items: list[str], command: str) -> None:
+    """``-p NODE:NAME=VALUE`` items (YAML values) into ``{node: parameters}``; a malformed one
+    or an unknown node is one line naming the command's choices."""
+    import yaml
+
+    for item in items:
+        target, _, assignment = item.partition(":")
+        name, equals, value = assignment.partition("=")
+        if target not in nodes or not name or not equals:
+            raise SystemExit(f"{command}: --param {item!r}: expected NODE:NAME=VALUE with NODE one "
+                             f"of {sorted(nodes)}")
+        nodes[target][name] = yaml.safe_load(value)
+
+
 def sim_stale_after_s(policy: dict, sim: dict) -> float:
     """The policy's staleness limit next to the simulation: its CPU-rendered cameras run at a
     few Hz, so an image up to three camera periods old is still the latest one."""

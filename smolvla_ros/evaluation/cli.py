@@ -70,9 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
     """{executable: parameters}: config/ YAML, what eval needs, then ``--param``."""
-    import yaml
-
-    from smolvla_ros.node_config import config_dir, load_node_config, sim_stale_after_s
+    from smolvla_ros.node_config import (
+        apply_overrides, config_dir, load_node_config, sim_stale_after_s,
+    )
 
     folder = args.config_dir or config_dir()
     sim = load_node_config(folder, "sim")
@@ -94,13 +94,7 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
         recorder.update(output_dir=str(args.output / "episodes"), start_on_instruction=True,
                         robot_id="mock", leader_id="mock" if args.expert else "")
         nodes["recorder_node"] = recorder
-    for item in args.param:
-        target, _, assignment = item.partition(":")
-        name, _, value = assignment.partition("=")
-        if target not in nodes or not name or not _:
-            raise SystemExit(f"eval: --param {item!r}: expected NODE:NAME=VALUE with NODE one of "
-                             f"{sorted(nodes)}")
-        nodes[target][name] = yaml.safe_load(value)
+    apply_overrides(nodes, args.param, "eval")
     return nodes
 
 
@@ -118,7 +112,7 @@ class Evaluation:
         while not predicate():
             self.processes.check()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"eval: {what} within {timeout_s:g} s")
+                raise TimeoutError(f"{what} within {timeout_s:g} s")
             time.sleep(0.02)
 
     def wait_ready(self) -> None:
@@ -131,7 +125,7 @@ class Evaluation:
             self.wait(lambda: d.policy is not None and d.policy.state != PolicyStatus.STATE_LOADING,
                       1800, "policy_node did not finish loading")
             if d.policy.state == PolicyStatus.STATE_ERROR:
-                raise RuntimeError(f"eval: policy_node cannot run: {d.policy.message}")
+                raise RuntimeError(f"policy_node cannot run: {d.policy.message}")
         listeners = int(self.policy) + int(self.recorder)
         cameras = self.parameters["sim_node"]["cameras"]
         topics = [f"cameras/{name}/image_raw" for name in cameras] + ["joint_states"]
