@@ -28,6 +28,8 @@ ARGUMENTS = {
     "output_dir": ("episodes", "recorder: where episode bags go"),
     "instruction": ("", "published once on task_instruction when the policy has loaded (and the "
                         "recorder listens), when not empty"),
+    "scene": ("cube", "sim: cube, or two_cubes (a red and a blue cube; task_result judges the "
+                      "instruction)"),
     "config_dir": ("", "folder with so101/sim/camera/policy/recorder.yaml; empty = the package's"),
 }
 
@@ -41,7 +43,7 @@ def actions(args: Arguments) -> list:
                      for name, topic in (item.split("=", 1) for item in args.list("camera_remap"))]
     out = []
     if robot == "sim":
-        out.append(node(args, "sim_node", "sim"))
+        out.append(node(args, "sim_node", "sim", {"scene": args["scene"]}))
     else:
         out.append(node(args, "so101_node", "so101", {
             "port": "mock" if robot == "mock" else args["port"], "robot_id": args["robot_id"]}))

@@ -25,6 +25,8 @@ ARGUMENTS = {
     "instruction": ("pick up the cube", "the task text, published once when the arm and the "
                                         "recorder are up (starts recording); empty = publish it "
                                         "yourself"),
+    "scene": ("cube", "sim: cube, or two_cubes (the expert picks up the cube the instruction "
+                      "names; `smolvla-ros eval --expert --record` alternates instructions)"),
     "config_dir": ("", "folder with the YAML files; empty = the package's"),
 }
 
@@ -36,7 +38,7 @@ def actions(args: Arguments) -> list:
                 "num_episodes": int(args["num_episodes"])}
     if args["robot"] == "sim":
         recorder.update(robot_id="mock", leader_id="mock")  # the expert moves in the sim's units
-        out = [node(args, "sim_node", "sim", {"expert": True})]
+        out = [node(args, "sim_node", "sim", {"expert": True, "scene": args["scene"]})]
     else:
         recorder.update(robot_id=args["robot_id"], leader_id=args["leader_id"])
         out = [
