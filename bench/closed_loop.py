@@ -87,6 +87,7 @@ def main() -> int:
     if args.smoke:
         args.demos, args.steps, args.batch_size, args.episodes = 1, 4, 2, 1
         args.baseline_episodes, args.switch_episodes, args.size = 1, 1, "tiny"
+        args.time_limit = 3.0
     work = args.work.resolve()
     if work.exists() and any(work.iterdir()):
         raise SystemExit(f"closed_loop: {work} is not empty; give a new --work folder")
