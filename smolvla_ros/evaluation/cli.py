@@ -27,6 +27,10 @@ from pathlib import Path
 
 DEFAULT_INSTRUCTIONS = ["pick up the red cube", "pick up the blue cube"]
 TERMINAL = ("succeeded", "wrong_object", "no_target")
+# policy_node and sim_node both offer a `reset` service: one call would reach both, and the
+# policy's reset publishes a hold at the arm's pre-reset position, which drives the freshly
+# homed arm back there. eval resets the scene only.
+REMAPS = {"policy_node": {"reset": "policy_node/reset"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,15 +144,21 @@ class Evaluation:
         from smolvla_ros.sim.task import STATE_NAMES
 
         d, args = self.driver, self.args
+        acting, holds = self.policy and bool(d.policy.instruction), d.holds
         d.say("")  # the policy stops and forgets; the sim's episode ends
         if self.policy:
             self.wait(lambda: d.policy.state in (PolicyStatus.STATE_IDLE, PolicyStatus.STATE_ERROR),
                       30, "policy_node did not stop")
+        if acting:  # its stop is a hold at the arm's position: let it land before the reset,
+            # or the arm drives back there from home at the start of the next episode
+            self.wait(lambda: d.holds > holds, 10, "policy_node did not publish its hold")
+            time.sleep(0.2)
+        before = d.result.episode
         d.call(d.reset_client)
         reset_ns = d.now_ns()
         # the first inference must see the new scene: two frames rendered after the reset
-        self.wait(lambda: sum(s > reset_ns for s in d.frame_stamps) >= 2, 30,
-                  "no camera frame after the reset")
+        self.wait(lambda: sum(s > reset_ns for s in d.frame_stamps) >= 2 and d.result.episode > before,
+                  30, "no camera frame or task_result after the reset")
         episode = d.result.episode
         video = None
         if args.video:
@@ -220,14 +230,15 @@ def run(args: argparse.Namespace) -> int:
     from smolvla_ros.evaluation.processes import NodeExited, NodeProcesses
     from smolvla_ros.evaluation.report import format_rates, report, write_report
 
-    args.instruction = args.instruction or list(DEFAULT_INSTRUCTIONS)
+    args.instruction = [text.strip() for text in args.instruction] or list(DEFAULT_INSTRUCTIONS)
+    args.switch_to = args.switch_to.strip()
     if args.episodes < 1:
         raise SystemExit("eval: --episodes must be at least 1")
     args.output = (args.output or Path(time.strftime("eval_%Y%m%d_%H%M%S"))).resolve()
     parameters = node_parameters(args)
     processes = NodeProcesses(args.output / "logs")
     for executable, values in parameters.items():
-        processes.start(executable, values)
+        processes.start(executable, values, REMAPS.get(executable))
     rclpy.init()
     driver = EvalDriver()
     outcomes, status = [], 0

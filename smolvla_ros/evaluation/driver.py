@@ -29,6 +29,7 @@ class EvalDriver(Node):
         self.result: TaskResult | None = None
         self.policy: PolicyStatus | None = None
         self.chunks = 0
+        self.holds = 0
         self.latencies: list[float] = []
         self.frame_stamps: list[int] = []  # ns stamps of the video camera's frames
         self.video = None  # an Mp4Writer while an episode is filmed
@@ -56,9 +57,10 @@ class EvalDriver(Node):
                 self.latencies.append(msg.inference_latency)
             self.policy = msg
 
-    def _on_chunk(self, _msg: JointTrajectory) -> None:
+    def _on_chunk(self, msg: JointTrajectory) -> None:
         with self.lock:
             self.chunks += 1
+            self.holds += len(msg.points) == 1  # the policy's hold (a stop, stale input)
 
     def _on_image(self, msg: Image) -> None:
         with self.lock:

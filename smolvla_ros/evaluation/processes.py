@@ -31,14 +31,15 @@ class NodeProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, executable: str, parameters: dict) -> None:
+    def start(self, executable: str, parameters: dict, remaps: dict[str, str] | None = None) -> None:
         import yaml
 
         params = self.log_dir / f"{executable}.yaml"
         params.write_text(yaml.safe_dump({"/**": {"ros__parameters": parameters}}))
+        remap_args = [arg for name, to in (remaps or {}).items() for arg in ("-r", f"{name}:={to}")]
         log = open(self.log_dir / f"{executable}.log", "w")  # noqa: SIM115 (the child keeps it)
         self.processes[executable] = subprocess.Popen(
-            [str(executable_path(executable)), "--ros-args", "--params-file", str(params)],
+            [str(executable_path(executable)), "--ros-args", "--params-file", str(params), *remap_args],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         log.close()
 
