@@ -62,7 +62,8 @@ def actions(args: Arguments) -> list:
             "robot_id": calibration_id, "leader_id": "mock" if robot == "sim" else ""},
             remappings=camera_remaps))
     if args["instruction"]:
-        out.append(instruction_when_ready(args["instruction"], 1 + args.flag("record"), policy=True))
+        listeners = 1 + args.flag("record") + (robot == "sim")  # sim_node judges the instruction
+        out.append(instruction_when_ready(args["instruction"], listeners, policy=True))
     return out
 
 

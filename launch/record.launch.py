@@ -52,7 +52,8 @@ def actions(args: Arguments) -> list:
         ]
     out.append(node(args, "recorder_node", "recorder", recorder))
     if args["instruction"]:
-        out.append(instruction_when_ready(args["instruction"], 1, policy=False))
+        # listeners: the recorder, and sim_node (it reads the instruction for its expert)
+        out.append(instruction_when_ready(args["instruction"], 1 + (args["robot"] == "sim"), policy=False))
     return out
 
 

@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
             nodes.append(classes[name]())
             executor.add_node(nodes[-1])
         freeze_startup_objects()
-        monitor = Monitor(args.instruction, listeners=1 + ("recorder_node" in parameters))
+        monitor = Monitor(args.instruction, listeners=1 + ("recorder_node" in parameters)
+                          + ("sim_node" in parameters))  # sim_node judges the instruction
         nodes.append(monitor)
         executor.add_node(monitor)
         print(f"bringup: {', '.join(parameters)} running"

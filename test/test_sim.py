@@ -85,7 +85,8 @@ def test_scripted_expert_demonstration_is_recorded_and_converts(tmp_path):
         assert probe.call(Trigger, "start_expert").success
         # The recorder subscribes to a topic once it sees it in the graph: announce it first.
         probe.publish(String, "task_instruction", String(data=""), wait_for_subscriber=False)
-        assert wait_for(lambda: probe.subscription_count("task_instruction") >= 1, 30)
+        # the recorder and sim_node (its expert and task_result read the instruction)
+        assert wait_for(lambda: probe.subscription_count("task_instruction") >= 2, 30)
         probe.publish(String, "task_instruction", String(data="pick up the cube"))
         assert wait_for(lambda: any(s.state == EpisodeStatus.STATE_RECORDING
                                     for s in probe.messages("episode_status")), 30)

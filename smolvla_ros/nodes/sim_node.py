@@ -100,7 +100,7 @@ class SimNode(Node):
         self.lock = threading.Lock()
         self._stop = threading.Event()
         if self.p["expert"]:
-            self._start_expert()
+            self._start_expert(reset=False)  # the scene was just laid: seeds stay seed + k
         self._physics_thread = threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True)
         self._physics_thread.start()
         self._camera_thread = threading.Thread(target=self._camera_loop, name="sim-cameras", daemon=True)
