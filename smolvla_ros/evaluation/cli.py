@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from tqdm import tqdm
 
-    from smolvla_ros.evaluation.driver import EvalDriver
+    from smolvla_ros.nodes.eval_driver import EvalDriver
     from smolvla_ros.evaluation.processes import NodeExited, NodeProcesses
     from smolvla_ros.evaluation.report import format_rates, report, write_report
 

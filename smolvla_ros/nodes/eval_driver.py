@@ -1,4 +1,4 @@
-"""The evaluation's own node: gives instructions, resets the scene, reads the outcome.
+"""eval's own node: gives instructions, resets the scene, reads the outcome.
 
 A thin rclpy shell: it publishes on ``task_instruction``, calls the simulation's ``reset``
 and the recorder's ``stop_episode``, and keeps the latest ``task_result`` and
