@@ -189,6 +189,7 @@ class Evaluation:
         with d.lock:
             d.video = None
             chunks, latencies = d.chunks, list(d.latencies)
+            video_path = str(video.close() or "") if video else ""
         bag = ""
         if self.recorder:
             response = d.call(d.stop_client)  # "<folder>: N messages, ..."
@@ -203,7 +204,7 @@ class Evaluation:
             moved=list(result.moved) if result else [], chunks=chunks,
             latency_median_ms=round(statistics.median(latencies) * 1e3, 1) if latencies else None,
             switched_at=round(switched_at, 3) if switched_at is not None else None,
-            video=str(video.close() or "") if video else "", bag=bag)
+            video=video_path, bag=bag)
 
 
 def setup_summary(args, parameters: dict) -> dict:

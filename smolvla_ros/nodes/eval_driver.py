@@ -63,11 +63,11 @@ class EvalDriver(Node):
             self.holds += len(msg.points) == 1  # the policy's hold (a stop, stale input)
 
     def _on_image(self, msg: Image) -> None:
-        with self.lock:
+        with self.lock:  # held while filming: the episode closes the video under it
             self.frame_stamps = [*self.frame_stamps[-9:], to_nanoseconds(msg.header.stamp)]
-            video = self.video
-        if video is not None:
-            video.add(image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data)))
+            if self.video is not None:
+                self.video.add(image_to_rgb(msg.encoding, msg.height, msg.width, msg.step,
+                                            bytes(msg.data)))
 
     # --- what the episode logic calls (main thread) ---------------------------------------------
     def now_ns(self) -> int:
