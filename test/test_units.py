@@ -100,6 +100,20 @@ def test_radians_to_lerobot_matches_lerobot_on_ticks(use_degrees):
                                    units.ticks_to_radians(ticks), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("calibration", CALIBRATIONS.values(), ids=CALIBRATIONS.keys())
+@pytest.mark.parametrize("use_degrees", [True, False], ids=["degrees", "m100_100"])
+def test_a_chunk_converts_to_the_same_bits_as_its_actions_one_by_one(calibration, use_degrees):
+    """The policy converts whole chunks at once; each row must equal the per-action path,
+    clamping (beyond -100..100 and 0..100) and drive_mode included."""
+    units = ArmUnits(calibration, use_degrees=use_degrees)
+    chunk = np.random.default_rng(1).uniform(-130.0, 130.0, (50, len(SO101_JOINTS)))
+    chunk[0] = [-100.0, 100.0, 0.0, 180.0, -180.0, 100.0]
+    expected = np.array([units.lerobot_to_radians(action) for action in chunk])
+    np.testing.assert_array_equal(units.lerobot_chunk_to_radians(chunk), expected)
+    with pytest.raises(ValueError, match="chunk"):
+        units.lerobot_chunk_to_radians(chunk[:, :5])
+
+
 def test_arm_units_checks_its_inputs():
     with pytest.raises(ValueError, match="gripper"):
         ArmUnits({name: m for name, m in REAL.items() if name != "gripper"})
