@@ -32,7 +32,7 @@ from lerobot.configs import PreTrainedConfig
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot.policies.utils import prepare_observation_for_inference
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
@@ -40,6 +40,8 @@ from trajectory_msgs.msg import JointTrajectory
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.policy_node import PolicyNode
+from smolvla_ros.policy.images import image_to_rgb
+from smolvla_ros.policy.runtime import PolicyRuntime
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 
@@ -66,10 +68,45 @@ def direct_call(checkpoint: Path):
     return call
 
 
+class Stages:
+    """Where a node trial's time goes: the bench wraps three of the node's methods (timing
+    only, the calls go through unchanged) and keeps each call's (start, end)."""
+
+    WRAPPED = ((PolicyNode, "_on_instruction"), (PolicyRuntime, "infer"), (PolicyNode, "_publish_chunk"))
+    NAMES = ("instruction over DDS", "callback -> model start", "inference", "to radians, schedule",
+             "JointTrajectory build + publish", "chunk over DDS to a subscriber")
+
+    def __init__(self):
+        self.calls: dict[str, tuple[float, float]] = {}
+        self.rows: list[tuple[float, ...]] = []
+        for owner, name in self.WRAPPED:
+            setattr(owner, name, self._timed(getattr(owner, name), name))
+
+    def _timed(self, method, name):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            result = method(*args, **kwargs)
+            self.calls[name] = (started, time.perf_counter())
+            return result
+        return timed
+
+    def add(self, sent: float, arrived: float) -> None:
+        instruction, infer, publish = (self.calls[name] for _, name in self.WRAPPED)
+        marks = (sent, instruction[0], infer[0], infer[1], publish[0], publish[1], arrived)
+        self.rows.append(tuple(b - a for a, b in zip(marks, marks[1:])))
+
+    def report(self) -> None:
+        print("  where the node's time goes (median per trial):")
+        for k, name in enumerate(self.NAMES):
+            print(f"    {name:<34} {statistics.median(row[k] for row in self.rows) * 1e3:8.2f} ms")
+
+
 class NodeHarness:
     """policy_node and a probe node in this process."""
 
-    def __init__(self, checkpoint: Path):
+    def __init__(self, checkpoint: Path, stages: Stages):
+        self.stages = stages
+        self.arrival = 0.0
         # Observations are published once per trial, so staleness is switched off.
         rclpy.init(args=["--ros-args", "-p", f"policy_path:={checkpoint}", "-p", "robot_id:=mock",
                          "-p", "stale_after_s:=1000.0", "-p", "timing:=sync"])
@@ -80,10 +117,14 @@ class NodeHarness:
         self.probe.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
         self.probe.create_subscription(PolicyStatus, "policy_status", self._on_status, 10)
         self.instruction = self.probe.create_publisher(String, "task_instruction", 10)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        # Each node spun as `ros2 run` spins it (rclpy.spin: a single-threaded executor), each
+        # on its own thread: the probe's callbacks never wait behind the node's, or the reverse.
+        self.executors = []
         for node in (self.node, self.probe):
-            self.executor.add_node(node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            threading.Thread(target=executor.spin, daemon=True).start()
+            self.executors.append(executor)
         while self.node.controller is None:
             time.sleep(0.1)
         self.images = {name: self.probe.create_publisher(Image, f"cameras/{name}/image_raw", 5)
@@ -95,6 +136,7 @@ class NodeHarness:
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         if len(msg.points) > 1:  # not a hold
+            self.arrival = time.perf_counter()
             self.arrived.set()
 
     def _on_status(self, msg: PolicyStatus) -> None:
@@ -126,10 +168,12 @@ class NodeHarness:
         started = time.perf_counter()
         self.instruction.publish(String(data=task))
         self.arrived.wait(timeout=600)
+        self.stages.add(started, self.arrival)
         return time.perf_counter() - started
 
     def close(self) -> None:
-        self.executor.shutdown()
+        for executor in self.executors:
+            executor.shutdown()
         self.node.destroy_node()
         self.probe.destroy_node()
         rclpy.try_shutdown()
@@ -138,13 +182,14 @@ class NodeHarness:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-size", action="store_true")
-    parser.add_argument("--trials", type=int, default=0, help="default: 10 tiny, 3 full-size")
+    parser.add_argument("--trials", type=int, default=0, help="default: 40 tiny, 3 full-size")
     args = parser.parse_args()
-    trials = args.trials or (3 if args.full_size else 10)
+    trials = args.trials or (3 if args.full_size else 40)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = make_test_checkpoint(Path(folder) / "ckpt", full_size=args.full_size)
         direct = direct_call(checkpoint)
-        harness = NodeHarness(checkpoint)
+        stages = Stages()
+        harness = NodeHarness(checkpoint, stages)
         try:
             direct("warm up")
             times = {"node": [], "direct": []}
@@ -152,19 +197,42 @@ def main() -> None:
                 task = f"pick up the cube number {trial}"
                 harness.stop()
                 harness.observe()
-                times["direct"].append(direct(task))
-                times["node"].append(harness.call(task))
+                if trial % 2:  # A/B, then B/A: what runs second is not always the same
+                    times["node"].append(harness.call(task))
+                    harness.stop()
+                    times["direct"].append(direct(task))
+                else:
+                    times["direct"].append(direct(task))
+                    times["node"].append(harness.call(task))
         finally:
             harness.close()
     node, base = statistics.median(times["node"]), statistics.median(times["direct"])
     ratios = [n / d for n, d in zip(times["node"], times["direct"])]
+    differences = sorted(n - d for n, d in zip(times["node"], times["direct"]))
+    quartiles = statistics.quantiles(differences, n=4) if len(differences) > 1 else differences * 3
     size = "full-size (450M)" if args.full_size else "tiny"
     print(f"{size} SmolVLA, 2 cameras {WIDTH}x{HEIGHT}, CPU, {trials} alternating trials")
     print(f"  LeRobot direct call      median {base * 1e3:9.1f} ms")
     print(f"  through policy_node      median {node * 1e3:9.1f} ms")
     print(f"  ratio node/direct        median x{statistics.median(ratios):.3f} "
           f"(min x{min(ratios):.3f}, max x{max(ratios):.3f})")
-    print(f"  overhead                 median {(node - base) * 1e3:9.1f} ms")
+    print(f"  overhead                 median {(node - base) * 1e3:9.1f} ms; per trial (node - direct) "
+          f"median {statistics.median(differences) * 1e3:.1f} ms, quartiles "
+          f"{quartiles[0] * 1e3:.1f} .. {quartiles[2] * 1e3:.1f} ms")
+    stages.report()
+    print(f"  (off that path: a 640x480 rgb8 frame to an array, on arrival: "
+          f"{image_conversion_s() * 1e3:.2f} ms)")
+
+
+def image_conversion_s() -> float:
+    """What policy_node's camera callback spends per raw frame (median of 50)."""
+    data = bytes(HEIGHT * WIDTH * 3)
+    seconds = []
+    for _ in range(50):
+        started = time.perf_counter()
+        image_to_rgb("rgb8", HEIGHT, WIDTH, WIDTH * 3, data)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
 
 
 if __name__ == "__main__":
