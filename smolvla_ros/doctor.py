@@ -121,6 +121,44 @@ def check_torch() -> Check:
     return Check("torch", OK, f"{torch.__version__}, {device}")
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            line = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return set()
+    return set(line.partition(":")[2].split())
+
+
+def check_fast_modes() -> Check:
+    """Which of policy_node's opt-in speed-ups (dtype, quantize, compile, num_steps) this
+    machine runs natively; README "Inference modes" has their measured speed and deviation."""
+    if _import_error("torch"):
+        return Check("fast modes", WARN, "unknown: torch does not import")
+    import importlib.util
+    import shutil
+
+    import torch
+
+    flags = _cpu_flags()
+    modes = ["num_steps"]
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            modes.append("dtype bfloat16 (CUDA)")
+        if importlib.util.find_spec("triton"):
+            modes.append("compile (CUDA, triton)")
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        modes.append("dtype bfloat16 (CPU " + "+".join(sorted(flags & {"avx512_bf16", "amx_bf16"})) + ")")
+    if "fbgemm" in torch.backends.quantized.supported_engines or \
+            "x86" in torch.backends.quantized.supported_engines:
+        modes.append("quantize int8 (CPU" + (", VNNI)" if flags & {"avx512_vnni", "avx_vnni"} else ")"))
+    if shutil.which("c++") or shutil.which("g++"):
+        modes.append("compile (CPU, C++ compiler found)")
+    slow = [] if flags & {"avx512_bf16", "amx_bf16"} or torch.cuda.is_available() else \
+        ["bfloat16 runs emulated on this CPU: slower than float32"]
+    return Check("fast modes", OK, "; ".join(modes + slow))
+
+
 def _check_distribution(name: str, module: str, expected: str | None = None) -> Check:
     error = _import_error(module)
     if error:
@@ -178,6 +216,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     check_messages,
     check_numpy,
     check_torch,
+    check_fast_modes,
     check_transformers,
     check_lerobot,
     check_video,

@@ -15,9 +15,11 @@ def test_doctor_passes_in_set_up_environment():
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for name in ("python", "ros distro", "rclpy", "rmw", "smolvla_ros.msg", "numpy", "torch",
-                 "transformers", "lerobot", "video", "calibration"):
+                 "fast modes", "transformers", "lerobot", "video", "calibration"):
         assert any(line[7:].startswith(name) for line in lines), f"no '{name}' line"
     assert lines[-1] == "doctor: all checks passed"
+    fast = next(line for line in lines if line[7:].startswith("fast modes"))
+    assert "num_steps" in fast and "quantize int8" in fast  # every x86 torch build has fbgemm
 
 
 def test_doctor_fails_with_a_clear_line_when_rclpy_cannot_be_imported(tmp_path):

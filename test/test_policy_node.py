@@ -139,6 +139,7 @@ def test_chunk_matches_lerobot_and_is_timed_from_the_observation(policy, probe, 
     status = latest_status(probe)
     assert status.instruction == "pick up the cube" and status.chunks_published >= 1
     assert status.inference_latency > 0 and status.model_id == str(tiny_checkpoint)
+    assert status.mode == "float32, 10 steps"  # LeRobot's own: no opt-in speed-up
 
 
 def test_new_instruction_replans_and_repeats_do_not(policy, probe, tiny_checkpoint):

@@ -55,6 +55,7 @@ def test_smolvla_base_layout_runs_without_camera3(base_like_checkpoint, probe):
         assert diagnostics()["cameras"] == ("camera1 (/cameras/camera1/image_raw), "
                                             "camera2 (/cameras/camera2/image_raw)")
         assert diagnostics()["absent_cameras"] == "camera3 (/cameras/camera3/image_raw)"
+        assert diagnostics()["mode"] == "float32, 10 steps"
         probe.wait_for_messages("action_chunk", 3)
         assert node.output().count(line) == 1  # said once, while the set stays the same
     finally:

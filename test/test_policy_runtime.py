@@ -28,9 +28,12 @@ def observation(seed: int = 0):
     return images, rng.normal(size=6) * 20
 
 
-def lerobot_direct(checkpoint, images, state, task, noise):
-    """What LeRobot itself computes: postprocess(predict_action_chunk(preprocess(frame)))."""
+def lerobot_direct(checkpoint, images, state, task, noise, num_steps=None):
+    """What LeRobot itself computes: postprocess(predict_action_chunk(preprocess(frame))),
+    with its config's ``num_steps`` set to ``num_steps`` if given."""
     config = PreTrainedConfig.from_pretrained(checkpoint)
+    if num_steps is not None:
+        config.num_steps = num_steps
     policy = SmolVLAPolicy.from_pretrained(checkpoint, config=config)
     preprocess, postprocess = make_pre_post_processors(config, pretrained_path=str(checkpoint))
     frame = prepare_observation_for_inference(
@@ -44,7 +47,7 @@ def test_features_of_the_checkpoint(runtime):
     assert runtime.camera_names == ["front", "wrist"]
     assert (runtime.state_dim, runtime.action_dim, runtime.n_action_steps) == (6, 6, 50)
     assert runtime.tokenizer_max_length == 48 and runtime.device == "cpu"
-    assert runtime.dtype == "float32"
+    assert runtime.dtype == "float32" and runtime.mode == "float32, 10 steps"
 
 
 def test_actions_equal_lerobots_for_same_input_and_noise(runtime, tiny_checkpoint):
@@ -151,3 +154,57 @@ def test_a_truncated_config_is_a_broken_file_not_a_missing_model(tiny_checkpoint
     with pytest.raises(PolicyLoadError, match=r"config.json is broken") as error:
         PolicyRuntime(PolicyRuntimeConfig(str(broken)))
     assert "Hub" not in str(error.value) and "\n" not in str(error.value)
+
+
+def test_fewer_flow_steps_are_lerobots_actions_with_that_many_steps(tiny_checkpoint):
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), num_steps=4))
+    assert fast.mode == "float32, 4 steps"
+    images, state = observation()
+    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
+    theirs = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", fast.make_noise(7),
+                            num_steps=4)
+    np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+    default = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", fast.make_noise(7))
+    assert not np.allclose(ours, default)  # 4 steps are not the checkpoint's 10
+
+
+def test_int8_quantizes_the_vlm_and_expert_linear_layers_lerobot_can_read(tiny_checkpoint, runtime):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    int8 = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), quantize="int8"))
+    assert int8.mode == "float32, int8 linear, 10 steps"
+    model = int8.policy.model
+    kinds = {name: type(m) for name, m in model.vlm_with_expert.named_modules()
+             if isinstance(m, (torch.nn.Linear, DynamicInt8Linear))}
+    # All but the attention projections LeRobot reads weight.dtype of (text model and expert).
+    kept = {name for name, kind in kinds.items() if kind is torch.nn.Linear}
+    assert kept and all(".self_attn." in name and "vision_model" not in name for name in kept)
+    assert len(kinds) - len(kept) > len(kept)
+    assert any("vision_model" in n for n, kind in kinds.items() if kind is DynamicInt8Linear)
+    assert isinstance(model.action_out_proj, torch.nn.Linear)  # projections stay float32
+    images, state = observation()
+    actions = int8.infer(images, state, "pick up the cube", noise=int8.make_noise(7))
+    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert actions.shape == (50, 6) and np.isfinite(actions).all()
+    assert not np.array_equal(actions, exact)  # an approximation: bench/fast_modes.py says how far
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_model_gives_the_eager_actions(tiny_checkpoint, runtime):
+    compiled = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), compile=True))
+    assert compiled.mode == "float32, 10 steps, compiled"
+    images, state = observation()
+    for seed in (7, 8):  # the first call compiles, the second runs the compiled graphs
+        ours = compiled.infer(images, state, "pick up the cube", noise=compiled.make_noise(seed))
+        eager = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(seed))
+        np.testing.assert_allclose(ours, eager, rtol=0, atol=1e-3)  # fused kernels round otherwise
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"quantize": "int4"}, "quantize 'int4': expected none or int8"),
+    ({"quantize": "int8", "dtype": "bfloat16"}, "quantize int8 runs float32 models on the CPU"),
+    ({"num_steps": -1}, "num_steps -1: expected 0"),
+])
+def test_bad_speed_ups_are_one_line(tiny_checkpoint, changes, message):
+    with pytest.raises(PolicyLoadError, match=message):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))

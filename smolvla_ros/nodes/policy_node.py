@@ -51,7 +51,12 @@ PARAMETERS = {
     "policy_path": ("lerobot/smolvla_base", "hub id or local folder of a LeRobot SmolVLA checkpoint"),
     "device": ("auto", "auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ..."),
     "dtype": ("auto", "auto = float32 on every device, as LeRobot infers; bfloat16 (opt-in) casts "
-                      "the VLM and action expert: faster on GPUs, actions deviate (bench/precision.py)"),
+                      "the VLM and action expert: faster, actions deviate (bench/fast_modes.py)"),
+    "num_steps": (0, "flow-matching steps; 0 = the checkpoint's (10). Fewer is faster and changes "
+                     "the actions (bench/fast_modes.py)"),
+    "quantize": ("none", "none; int8 = dynamic int8 Linear layers (CPU, float32): opt-in, actions "
+                         "deviate (bench/fast_modes.py)"),
+    "compile": (False, "torch.compile the model at load time (slower start; bench/fast_modes.py)"),
     "fps": (30.0, "control rate: action k of a chunk is due k/fps after its observation"),
     "vlm_path": ("", "replaces the checkpoint's VLM/tokenizer path (moved or offline checkpoints)"),
     "tokenizer_max_length": (0, "instruction tokens the policy reads; 0 = the checkpoint's (48)"),
@@ -141,6 +146,7 @@ class PolicyNode(Node):
         try:
             runtime = PolicyRuntime(PolicyRuntimeConfig(
                 policy_path=self.p["policy_path"], device=self.p["device"], dtype=self.p["dtype"],
+                num_steps=self.p["num_steps"], quantize=self.p["quantize"], compile=self.p["compile"],
                 vlm_path=self.p["vlm_path"], tokenizer_max_length=self.p["tokenizer_max_length"],
                 robot_type=self.p["robot_type"], camera_map=tuple(self.p["camera_map"])))
             warm_up = runtime.warm_up()
@@ -151,7 +157,7 @@ class PolicyNode(Node):
             self._load_error = f"cannot load {self.p['policy_path']!r}: {error!r}".splitlines()[0]
             return
         self.get_logger().info(
-            f"loaded {self.p['policy_path']} on {runtime.device} ({runtime.dtype}) in "
+            f"loaded {self.p['policy_path']} on {runtime.device} ({runtime.mode}) in "
             f"{runtime.load_time_s:.1f} s, warm-up inference {warm_up:.2f} s; cameras "
             f"(ros name=checkpoint name): {', '.join(c.describe() for c in runtime.cameras)}")
         self.runtime = runtime
@@ -274,7 +280,8 @@ class PolicyNode(Node):
 
     # --- status --------------------------------------------------------------------------------------
     def _status(self) -> PolicyStatus:
-        msg = PolicyStatus(model_id=self.p["policy_path"])
+        msg = PolicyStatus(model_id=self.p["policy_path"],
+                           mode=self.runtime.mode if self.runtime is not None else "")
         msg.header.stamp = self.get_clock().now().to_msg()
         if self.controller is None:
             msg.state = STATES[ERROR] if self._load_error else STATES[LOADING]
@@ -325,7 +332,7 @@ class PolicyNode(Node):
                       "cameras": ", ".join(f"{n} ({topics[n]})" for n in s.cameras),
                       "absent_cameras": ", ".join(f"{n} ({topics[n]})" for n in s.absent_cameras),
                       "device": self.runtime.device,
-                      "dtype": self.runtime.dtype, "load_time_s": f"{self.runtime.load_time_s:.2f}",
+                      "mode": self.runtime.mode, "load_time_s": f"{self.runtime.load_time_s:.2f}",
                       "inference_latency_s": f"{s.inference_latency:.3f}",
                       "observation_age_s": f"{s.observation_age:.3f}",
                       "chunks_published": s.chunks_published, "queue_depth": s.queue_depth,

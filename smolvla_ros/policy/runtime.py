@@ -5,8 +5,9 @@ pre/post-processor pipelines (``make_pre_post_processors`` with overrides, the s
 step included), and ``prepare_observation_for_inference``. In float32, the default as in
 LeRobot, the same observation, instruction and noise therefore give LeRobot's own actions:
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
-own run-to-run nondeterminism. ``dtype`` bfloat16 is an opt-in departure from LeRobot
-(bench/precision.py measures how far). This module only chooses the device and dtype, names
+own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps`` and
+``compile`` are opt-in departures from LeRobot (bench/fast_modes.py measures how far each
+goes, and how much faster). This module only chooses the device and those modes, names
 the cameras (smolvla_ros.policy.cameras), makes moved or offline checkpoints loadable, and
 reports what it did.
 """
@@ -42,9 +43,15 @@ class PolicyRuntimeConfig:
     tokenizer_max_length: int = 0  # 0: the checkpoint's (48 for SmolVLA)
     robot_type: str = "so_follower"  # what LeRobot passes for an SO follower (robot.robot_type)
     camera_map: tuple[str, ...] = ()  # "ros_name=checkpoint_name" entries (policy.cameras)
+    # Opt-in speed-ups, each a departure from LeRobot's actions (bench/fast_modes.py measures
+    # how far): all off by default.
+    num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
+    quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
+    compile: bool = False  # torch.compile the vision encoder and the VLM + expert
 
 
 DTYPES = ("float32", "bfloat16")
+QUANTIZE = ("none", "int8")
 
 
 def _resolve_device(device: str) -> str:
@@ -119,9 +126,7 @@ class PolicyRuntime:
             raise PolicyLoadError(
                 f"cannot build the policy from '{path}' with VLM '{policy_config.vlm_model_name}' "
                 f"({str(error).splitlines()[0]}); if the VLM folder moved, set vlm_path") from None
-        if self.dtype == "bfloat16":
-            # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
-            self.policy.model.vlm_with_expert.to(torch.bfloat16)
+        self._apply_speed_ups(config)
         tokenizer_overrides = {"tokenizer_name": policy_config.vlm_model_name}
         if config.tokenizer_max_length > 0:
             tokenizer_overrides["max_length"] = config.tokenizer_max_length
@@ -150,6 +155,50 @@ class PolicyRuntime:
         self.last_model_actions = None
         self._tokenizer_lock = threading.Lock()
         self.load_time_s = time.perf_counter() - started
+
+    def _apply_speed_ups(self, config: PolicyRuntimeConfig) -> None:
+        """dtype, num_steps, quantize, compile: see PolicyRuntimeConfig. ``mode`` names them."""
+        import torch
+
+        if config.quantize not in QUANTIZE:
+            raise PolicyLoadError(f"quantize '{config.quantize}': expected {' or '.join(QUANTIZE)}")
+        if config.quantize == "int8" and (self.dtype != "float32" or self.device != "cpu"):
+            raise PolicyLoadError("quantize int8 runs float32 models on the CPU (dtype float32, "
+                                  f"device cpu), not {self.dtype} on {self.device}")
+        if config.num_steps < 0:
+            raise PolicyLoadError(f"num_steps {config.num_steps}: expected 0 (the checkpoint's) or more")
+        model = self.policy.model
+        if self.dtype == "bfloat16":
+            # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
+            model.vlm_with_expert.to(torch.bfloat16)
+        if config.quantize == "int8":
+            import warnings
+
+            from torch.ao.quantization import quantize_dynamic
+
+            # Not the attention projections of the language model and expert: LeRobot reads
+            # their weight.dtype, which a quantised Linear does not have. The MLPs (most of
+            # the weights) and the whole vision encoder are quantised.
+            names = {name for name, module in model.vlm_with_expert.named_modules()
+                     if isinstance(module, torch.nn.Linear)
+                     and ("vision_model" in name or ".self_attn." not in name)}
+            with warnings.catch_warnings():  # deprecated for torchao (not a dependency); in torch 2.11
+                warnings.simplefilter("ignore", DeprecationWarning)
+                quantize_dynamic(model.vlm_with_expert, names, dtype=torch.qint8, inplace=True)
+        if config.num_steps:
+            self.policy.config.num_steps = config.num_steps
+        if config.compile:
+            # Shapes are already static: the tokenizer pads to max_length and every image is
+            # resized to the same square, so each part compiles to one graph per camera set.
+            model.vlm_with_expert.get_vlm_model().vision_model.compile(dynamic=False)
+            model.vlm_with_expert.compile(dynamic=False)
+        parts = [self.dtype]
+        if config.quantize != "none":
+            parts.append(f"{config.quantize} linear")
+        parts.append(f"{self.policy.config.num_steps} steps")
+        if config.compile:
+            parts.append("compiled")
+        self.mode = ", ".join(parts)
 
     def token_count(self, task: str) -> int:
         """Tokens the instruction takes, counted as the preprocessor will tokenize it."""

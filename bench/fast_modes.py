@@ -1,0 +1,199 @@
+"""Benchmark: each inference mode's speed and action deviation against LeRobot's float32 call.
+
+The reference is LeRobot's own direct call in float32 (``SmolVLAPolicy.from_pretrained``, the
+saved processors, ``prepare_observation_for_inference``; no code of this package), run on N
+seeded observations (random images at camera size, a plausible SO-101 state, four
+instructions), observation k with flow-matching noise seed k. Each mode then runs through
+PolicyRuntime, as policy_node does, on the same observations and noise. Printed per mode: the
+median seconds per chunk, the speed-up over the reference (medians, same process, same run),
+and max |action - reference| in LeRobot units (degrees; gripper 0..100) per joint and
+overall, next to the reference's own spread for scale. A mode is a comma list of speed-ups:
+
+    float32 | bfloat16       dtype of the VLM + action expert
+    int8                     dynamic int8 quantisation of their Linear layers (CPU, float32)
+    steps=N                  N flow-matching steps instead of the checkpoint's (10)
+    compile                  torch.compile (vision encoder; VLM + expert)
+
+The test checkpoints have random weights: a trained checkpoint (--policy-path) may deviate
+otherwise. Printed, not asserted:
+
+    python bench/fast_modes.py                                   # tiny model, every mode
+    python bench/fast_modes.py --full-size --observations 20     # SmolVLA's 450M architecture
+    python bench/fast_modes.py --full-size --mode bfloat16,steps=5 --mode float32,int8
+    python bench/fast_modes.py --policy-path CKPT --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
+from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
+from smolvla_ros.units import SO101_JOINTS
+
+TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold the cloth")
+DEFAULT_MODES = ("float32", "bfloat16", "float32,int8", "float32,compile", "float32,steps=5",
+                 "bfloat16,steps=5", "bfloat16,steps=3", "bfloat16,compile,steps=5")
+
+
+def observations(count: int, height: int, width: int, seed: int = 0) -> list[tuple]:
+    """(images by camera index, state, task): random pictures, a plausible SO-101 state."""
+    rng = np.random.default_rng(seed)
+    return [([rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(3)],
+             np.append(rng.uniform(-60.0, 60.0, 5), rng.uniform(0.0, 100.0)),
+             TASKS[k % len(TASKS)]) for k in range(count)]
+
+
+def noise(seed: int, shape, device: str):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def progress(label: str, k: int, total: int, seconds: float) -> None:
+    if sys.stdout.isatty() or (k + 1) % max(1, total // 4) == 0 or k + 1 == total:
+        end = "" if sys.stdout.isatty() and k + 1 < total else "\n"
+        print(f"\r  {label}: {k + 1}/{total} chunks, {seconds:.2f} s the last", end=end, flush=True)
+
+
+def timed(call, device: str) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    actions = call()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return actions, time.perf_counter() - started
+
+
+def lerobot_reference(checkpoint: str, device: str, obs: list) -> tuple[np.ndarray, float]:
+    """LeRobot's float32 direct call on every observation: (chunks, median s per chunk)."""
+    from lerobot.configs import PreTrainedConfig
+    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+    from lerobot.policies.utils import prepare_observation_for_inference
+
+    config = PreTrainedConfig.from_pretrained(checkpoint)
+    config.device = device
+    policy = SmolVLAPolicy.from_pretrained(checkpoint, config=config)
+    preprocess, postprocess = make_pre_post_processors(
+        config, pretrained_path=checkpoint,
+        preprocessor_overrides={"device_processor": {"device": device}},
+        postprocessor_overrides={"device_processor": {"device": "cpu"}})
+    keys = [key for key in config.input_features if key.startswith("observation.images.")]
+    shape = (1, config.chunk_size, config.max_action_dim)
+
+    def call(k: int, images, state, task) -> np.ndarray:
+        observation = {"observation.state": state.astype(np.float32),
+                       **{key: images[i] for i, key in enumerate(keys)}}
+        frame = prepare_observation_for_inference(observation, torch.device(device), task=task,
+                                                  robot_type="so_follower")
+        actions = postprocess(policy.predict_action_chunk(preprocess(frame),
+                                                          noise=noise(k, shape, device)))
+        return actions[0, : config.n_action_steps].float().numpy().astype(np.float64)
+
+    call(0, *obs[0])  # warm-up
+    out, seconds = [], []
+    for k, (images, state, task) in enumerate(obs):
+        actions, s = timed(lambda: call(k, images, state, task), device)
+        out.append(actions)
+        seconds.append(s)
+        progress(f"LeRobot float32 ({device})", k, len(obs), s)
+    del policy
+    return np.stack(out), statistics.median(seconds)
+
+
+def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
+    config = PolicyRuntimeConfig(checkpoint, device=device, dtype="float32")
+    for part in (p.strip() for p in mode.split(",") if p.strip()):
+        if part in ("float32", "bfloat16"):
+            config.dtype = part
+        elif part == "int8":
+            config.quantize = "int8"
+        elif part == "compile":
+            config.compile = True
+        elif part.startswith("steps="):
+            config.num_steps = int(part.split("=", 1)[1])
+        else:
+            raise SystemExit(f"unknown speed-up '{part}' in mode '{mode}'")
+    return config
+
+
+def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, float, float]:
+    """(runtime.mode, chunks, median s per chunk, load + warm-up s) through PolicyRuntime."""
+    started = time.perf_counter()
+    runtime = PolicyRuntime(config)
+    runtime.warm_up()
+    ready = time.perf_counter() - started
+    out, seconds = [], []
+    for k, (images, state, task) in enumerate(obs):
+        named = {name: images[i] for i, name in enumerate(runtime.camera_names)}
+        actions, s = timed(lambda: runtime.infer(named, state, task, noise=runtime.make_noise(k)),
+                           config.device)
+        out.append(actions)
+        seconds.append(s)
+        progress(runtime.mode, k, len(obs), s)
+    mode = runtime.mode
+    del runtime
+    gc.collect()
+    if config.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return mode, np.stack(out), statistics.median(seconds), ready
+
+
+def report(device: str, reference: np.ndarray, reference_s: float, rows: list) -> None:
+    spread = reference.max(axis=(0, 1)) - reference.min(axis=(0, 1))
+    joints = SO101_JOINTS[: reference.shape[2]]
+    print(f"\n{device}: {len(reference)} observations x {reference.shape[1]} actions; LeRobot float32 "
+          f"direct call {reference_s:.3f} s/chunk (median)")
+    print(f"  {'mode':<34} {'s/chunk':>8} {'speed-up':>8} {'max |d|':>8}   per joint "
+          f"({', '.join(joints)})   load+warm-up")
+    for mode, chunks, seconds, ready in rows:
+        delta = np.abs(chunks - reference)
+        per_joint = " ".join(f"{delta[..., j].max():.3g}" for j in range(len(joints)))
+        print(f"  {mode:<34} {seconds:8.3f} {reference_s / seconds:7.2f}x {delta.max():8.3g}   "
+              f"{per_joint}   {ready:.0f} s")
+    print(f"  reference spread per joint: {' '.join(f'{v:.3g}' for v in spread)}")
+    print("  units: degrees for the joints, 0..100 for the gripper (LeRobot's, use_degrees)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full-size", action="store_true",
+                        help="SmolVLA's 450M architecture, random weights (~1.8 GB; slow on a CPU)")
+    parser.add_argument("--policy-path", default="", help="measure this checkpoint instead")
+    parser.add_argument("--observations", type=int, default=20, help="how many (default 20)")
+    parser.add_argument("--mode", action="append", default=[],
+                        help=f"a comma list of speed-ups (repeatable); default: {' '.join(DEFAULT_MODES)}")
+    parser.add_argument("--device", action="append", default=[],
+                        help="cpu, cuda, cuda:1 (repeatable); default: cpu, and cuda if torch sees one")
+    parser.add_argument("--image-size", default="480x640", help="camera images, HEIGHTxWIDTH")
+    args = parser.parse_args()
+    if args.observations < 1:
+        parser.error("--observations must be at least 1")
+    height, width = (int(v) for v in args.image_size.lower().split("x"))
+    devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    obs = observations(args.observations, height, width)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.policy_path:
+            checkpoint, what = args.policy_path, args.policy_path
+        else:
+            print("writing the test checkpoint...", flush=True)
+            checkpoint = str(make_test_checkpoint(Path(folder) / "ckpt", full_size=args.full_size))
+            what = f"{'full-size (450M)' if args.full_size else 'tiny'} SmolVLA, random weights"
+        print(f"{what}; {args.observations} observations, camera images {width}x{height}, "
+              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads", flush=True)
+        for device in devices:
+            reference, reference_s = lerobot_reference(checkpoint, device, obs)
+            modes = args.mode or [m for m in DEFAULT_MODES if "int8" not in m or device == "cpu"]
+            rows = [run_mode(parse_mode(mode, checkpoint, device), obs) for mode in modes]
+            report(device, reference, reference_s, rows)
+
+
+if __name__ == "__main__":
+    main()
