@@ -124,26 +124,67 @@ def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
     return config
 
 
-def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, float, float]:
-    """(runtime.mode, chunks, median s per chunk, load + warm-up s) through PolicyRuntime."""
+class StageClock:
+    """Seconds per chunk in each part of SmolVLA's inference, from wrapping three methods of
+    the loaded model (``VLAFlowMatching``; timing only, the calls go through unchanged):
+    embed_prefix (the vision encoder on every camera, and the token embeddings), the VLM's
+    prefix pass that fills the KV cache (sample_actions less the rest), the action expert's
+    flow-matching steps (denoise_step, all of them), and what is left: LeRobot's pre- and
+    post-processing."""
+
+    NAMES = ("vision+embed", "VLM prefix", "expert steps", "processing")
+
+    def __init__(self, model, device: str):
+        self.device = device
+        self.spent = {"embed_prefix": 0.0, "sample_actions": 0.0, "denoise_step": 0.0}
+        for name in self.spent:
+            setattr(model, name, self._timed(getattr(model, name), name))
+
+    def _timed(self, method, name):
+        def timed(*args, **kwargs):
+            self._sync()
+            started = time.perf_counter()
+            result = method(*args, **kwargs)
+            self._sync()
+            self.spent[name] += time.perf_counter() - started
+            return result
+        return timed
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def chunk(self, total: float) -> tuple[float, ...]:
+        """The stages of one chunk that took ``total`` seconds; resets for the next."""
+        embed, sample, steps = (self.spent[n] for n in ("embed_prefix", "sample_actions", "denoise_step"))
+        self.spent = dict.fromkeys(self.spent, 0.0)
+        return embed, sample - embed - steps, steps, total - sample
+
+
+def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, float, float, tuple]:
+    """(runtime.mode, chunks, median s per chunk, load + warm-up s, median s per stage)
+    through PolicyRuntime."""
     started = time.perf_counter()
     runtime = PolicyRuntime(config)
     runtime.warm_up()
     ready = time.perf_counter() - started
-    out, seconds = [], []
+    clock = StageClock(runtime.policy.model, config.device)
+    out, seconds, stages = [], [], []
     for k, (images, state, task) in enumerate(obs):
         named = {name: images[i] for i, name in enumerate(runtime.camera_names)}
         actions, s = timed(lambda: runtime.infer(named, state, task, noise=runtime.make_noise(k)),
                            config.device)
         out.append(actions)
         seconds.append(s)
+        stages.append(clock.chunk(s))
         progress(runtime.mode, k, len(obs), s)
     mode = runtime.mode
-    del runtime
+    del runtime, clock
     gc.collect()
     if config.device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return mode, np.stack(out), statistics.median(seconds), ready
+    return (mode, np.stack(out), statistics.median(seconds), ready,
+            tuple(statistics.median(row[j] for row in stages) for j in range(len(StageClock.NAMES))))
 
 
 def report(device: str, reference: np.ndarray, reference_s: float, rows: list) -> None:
@@ -151,13 +192,16 @@ def report(device: str, reference: np.ndarray, reference_s: float, rows: list) -
     joints = SO101_JOINTS[: reference.shape[2]]
     print(f"\n{device}: {len(reference)} observations x {reference.shape[1]} actions; LeRobot float32 "
           f"direct call {reference_s:.3f} s/chunk (median)")
-    print(f"  {'mode':<34} {'s/chunk':>8} {'speed-up':>8} {'max |d|':>8}   per joint "
-          f"({', '.join(joints)})   load+warm-up")
-    for mode, chunks, seconds, ready in rows:
+    print(f"  {'mode':<34} {'s/chunk':>8} {'speed-up':>8} {'max |d|':>8}   max |d| per joint "
+          f"({', '.join(joints)})")
+    for mode, chunks, seconds, _, _ in rows:
         delta = np.abs(chunks - reference)
         per_joint = " ".join(f"{delta[..., j].max():.3g}" for j in range(len(joints)))
-        print(f"  {mode:<34} {seconds:8.3f} {reference_s / seconds:7.2f}x {delta.max():8.3g}   "
-              f"{per_joint}   {ready:.0f} s")
+        print(f"  {mode:<34} {seconds:8.3f} {reference_s / seconds:7.2f}x {delta.max():8.3g}   {per_joint}")
+    print(f"  where each mode's time goes, s per chunk (median): "
+          f"{', '.join(StageClock.NAMES)}; and load + warm-up")
+    for mode, _, _, ready, stages in rows:
+        print(f"  {mode:<34} " + " ".join(f"{v:8.3f}" for v in stages) + f"   {ready:6.1f} s")
     print(f"  reference spread per joint: {' '.join(f'{v:.3g}' for v in spread)}")
     print("  units: degrees for the joints, 0..100 for the gripper (LeRobot's, use_degrees)")
 
