@@ -1,0 +1,25 @@
+"""bench/fast_modes.py on the tiny model: the default mode is LeRobot's float32 call exactly,
+and the opt-in modes report their speed and deviation against it (numbers in the README)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO_ROOT, ros_env
+
+
+def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "fast_modes.py"), "--observations", "2",
+         "--image-size", "48x64", "--mode", "float32", "--mode", "bfloat16,steps=5",
+         "--mode", "float32,int8"],
+        env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {m.group(1).strip(): m.groups()[1:] for m in re.finditer(
+        r"^  ([a-z0-9, ]+?)\s+([\d.]+)\s+([\d.]+)x\s+(\S+)\s", result.stdout, re.MULTILINE)}
+    assert set(rows) == {"float32, 10 steps", "bfloat16, 5 steps", "float32, int8 linear, 10 steps"}
+    assert float(rows["float32, 10 steps"][2]) == 0.0  # PolicyRuntime in float32 is LeRobot's call
+    assert all(float(row[2]) > 0 for mode, row in rows.items() if mode != "float32, 10 steps")
+    assert "where each mode's time goes" in result.stdout
