@@ -12,7 +12,7 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
     float32 | bfloat16       dtype of the VLM + action expert
     int8                     dynamic int8 quantisation of their Linear layers (CPU, float32)
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
-    compile                  torch.compile (vision encoder; VLM + expert)
+    compile                  torch.compile of the vision encoder
 
 The test checkpoints have random weights: a trained checkpoint (--policy-path) may deviate
 otherwise. Printed, not asserted:
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
+from smolvla_ros.policy.runtime import PolicyLoadError, PolicyRuntime, PolicyRuntimeConfig
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.units import SO101_JOINTS
 
@@ -71,8 +71,9 @@ def timed(call, device: str) -> tuple[np.ndarray, float]:
     return actions, time.perf_counter() - started
 
 
-def lerobot_reference(checkpoint: str, device: str, obs: list) -> tuple[np.ndarray, float]:
-    """LeRobot's float32 direct call on every observation: (chunks, median s per chunk)."""
+def lerobot_reference(checkpoint: str, device: str, obs: list) -> tuple[np.ndarray, float, tuple]:
+    """LeRobot's float32 direct call on every observation: (chunks, median s per chunk,
+    median s per stage)."""
     from lerobot.configs import PreTrainedConfig
     from lerobot.policies.factory import make_pre_post_processors
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
@@ -98,14 +99,16 @@ def lerobot_reference(checkpoint: str, device: str, obs: list) -> tuple[np.ndarr
         return actions[0, : config.n_action_steps].float().numpy().astype(np.float64)
 
     call(0, *obs[0])  # warm-up
-    out, seconds = [], []
+    clock = StageClock(policy.model, device)  # the same timing wrappers as every mode's
+    out, seconds, stages = [], [], []
     for k, (images, state, task) in enumerate(obs):
         actions, s = timed(lambda: call(k, images, state, task), device)
         out.append(actions)
         seconds.append(s)
+        stages.append(clock.chunk(s))
         progress(f"LeRobot float32 ({device})", k, len(obs), s)
-    del policy
-    return np.stack(out), statistics.median(seconds)
+    del policy, clock
+    return np.stack(out), statistics.median(seconds), clock_medians(stages)
 
 
 def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
@@ -161,11 +164,15 @@ class StageClock:
         return embed, sample - embed - steps, steps, total - sample
 
 
-def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, float, float, tuple]:
+def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, float, float, tuple] | None:
     """(runtime.mode, chunks, median s per chunk, load + warm-up s, median s per stage)
-    through PolicyRuntime."""
+    through PolicyRuntime; None when the runtime refuses the mode on this device."""
     started = time.perf_counter()
-    runtime = PolicyRuntime(config)
+    try:
+        runtime = PolicyRuntime(config)
+    except PolicyLoadError as error:  # e.g. int8 asked for on CUDA
+        print(f"  skipped: {error}", flush=True)
+        return None
     runtime.warm_up()
     ready = time.perf_counter() - started
     clock = StageClock(runtime.policy.model, config.device)
@@ -183,11 +190,15 @@ def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, f
     gc.collect()
     if config.device.startswith("cuda"):
         torch.cuda.empty_cache()
-    return (mode, np.stack(out), statistics.median(seconds), ready,
-            tuple(statistics.median(row[j] for row in stages) for j in range(len(StageClock.NAMES))))
+    return mode, np.stack(out), statistics.median(seconds), ready, clock_medians(stages)
 
 
-def report(device: str, reference: np.ndarray, reference_s: float, rows: list) -> None:
+def clock_medians(stages: list[tuple]) -> tuple:
+    return tuple(statistics.median(row[j] for row in stages) for j in range(len(StageClock.NAMES)))
+
+
+def report(device: str, reference: np.ndarray, reference_s: float, reference_stages: tuple,
+           rows: list) -> None:
     spread = reference.max(axis=(0, 1)) - reference.min(axis=(0, 1))
     joints = SO101_JOINTS[: reference.shape[2]]
     print(f"\n{device}: {len(reference)} observations x {reference.shape[1]} actions; LeRobot float32 "
@@ -200,6 +211,7 @@ def report(device: str, reference: np.ndarray, reference_s: float, rows: list) -
         print(f"  {mode:<34} {seconds:8.3f} {reference_s / seconds:7.2f}x {delta.max():8.3g}   {per_joint}")
     print(f"  where each mode's time goes, s per chunk (median): "
           f"{', '.join(StageClock.NAMES)}; and load + warm-up")
+    print(f"  {'LeRobot float32 (reference)':<34} " + " ".join(f"{v:8.3f}" for v in reference_stages))
     for mode, _, _, ready, stages in rows:
         print(f"  {mode:<34} " + " ".join(f"{v:8.3f}" for v in stages) + f"   {ready:6.1f} s")
     print(f"  reference spread per joint: {' '.join(f'{v:.3g}' for v in spread)}")
@@ -233,10 +245,10 @@ def main() -> None:
         print(f"{what}; {args.observations} observations, camera images {width}x{height}, "
               f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads", flush=True)
         for device in devices:
-            reference, reference_s = lerobot_reference(checkpoint, device, obs)
+            reference, reference_s, reference_stages = lerobot_reference(checkpoint, device, obs)
             modes = args.mode or [m for m in DEFAULT_MODES if "int8" not in m or device == "cpu"]
             rows = [run_mode(parse_mode(mode, checkpoint, device), obs) for mode in modes]
-            report(device, reference, reference_s, rows)
+            report(device, reference, reference_s, reference_stages, [r for r in rows if r])
 
 
 if __name__ == "__main__":

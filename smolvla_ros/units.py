@@ -158,7 +158,10 @@ class ArmUnits:
     def lerobot_chunk_to_radians(self, chunk) -> np.ndarray:
         """A whole action chunk (n, joints) in LeRobot units to radians, column by column:
         the same operations in the same order as ``lerobot_to_radians`` on each row, so the
-        same bits (tested), without 2 x n x joints Python calls on the policy's hot path."""
+        same bits for every finite value (tested), without 2 x n x joints Python calls on the
+        policy's hot path. A NaN stays NaN, where the scalar clamp (Python's max) would turn
+        it into the end of the range: a model's NaN must not become a goal at a joint limit,
+        and the arm nodes refuse non-finite points."""
         chunk = np.asarray(chunk, dtype=np.float64)
         if chunk.ndim != 2 or chunk.shape[1] != len(self.joints):
             raise ValueError(f"expected an (n, {len(self.joints)}) chunk, got shape {chunk.shape}")

@@ -192,7 +192,9 @@ def test_int8_quantizes_the_vlm_and_expert_linear_layers_lerobot_can_read(tiny_c
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_model_gives_the_eager_actions(tiny_checkpoint, runtime):
     compiled = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), compile=True))
-    assert compiled.mode == "float32, 10 steps, compiled"
+    assert compiled.mode == "float32, 10 steps, vision compiled"
+    model = compiled.policy.model  # the vision encoder, which LeRobot calls as a module
+    assert model.vlm_with_expert.get_vlm_model().vision_model._compiled_call_impl is not None
     images, state = observation()
     for seed in (7, 8):  # the first call compiles, the second runs the compiled graphs
         ours = compiled.infer(images, state, "pick up the cube", noise=compiled.make_noise(seed))

@@ -112,6 +112,8 @@ def test_a_chunk_converts_to_the_same_bits_as_its_actions_one_by_one(calibration
     np.testing.assert_array_equal(units.lerobot_chunk_to_radians(chunk), expected)
     with pytest.raises(ValueError, match="chunk"):
         units.lerobot_chunk_to_radians(chunk[:, :5])
+    chunk[1] = np.nan  # a broken model's output stays broken, not clamped to a joint limit
+    assert np.isnan(units.lerobot_chunk_to_radians(chunk)[1]).all()
 
 
 def test_arm_units_checks_its_inputs():

@@ -56,7 +56,8 @@ PARAMETERS = {
                      "the actions (bench/fast_modes.py)"),
     "quantize": ("none", "none; int8 = dynamic int8 Linear layers (CPU, float32): opt-in, actions "
                          "deviate (bench/fast_modes.py)"),
-    "compile": (False, "torch.compile the model at load time (slower start; bench/fast_modes.py)"),
+    "compile": (False, "torch.compile the vision encoder at load time (slower start; "
+                       "bench/fast_modes.py)"),
     "fps": (30.0, "control rate: action k of a chunk is due k/fps after its observation"),
     "vlm_path": ("", "replaces the checkpoint's VLM/tokenizer path (moved or offline checkpoints)"),
     "tokenizer_max_length": (0, "instruction tokens the policy reads; 0 = the checkpoint's (48)"),
@@ -280,8 +281,7 @@ class PolicyNode(Node):
 
     # --- status --------------------------------------------------------------------------------------
     def _status(self) -> PolicyStatus:
-        msg = PolicyStatus(model_id=self.p["policy_path"],
-                           mode=self.runtime.mode if self.runtime is not None else "")
+        msg = PolicyStatus(model_id=self.p["policy_path"])
         msg.header.stamp = self.get_clock().now().to_msg()
         if self.controller is None:
             msg.state = STATES[ERROR] if self._load_error else STATES[LOADING]
@@ -292,7 +292,7 @@ class PolicyNode(Node):
                     msg.message += ", instruction received: acted on once loaded"
             return msg
         s = self.controller.status
-        msg.state, msg.instruction = STATES[s.state], s.instruction
+        msg.state, msg.instruction, msg.mode = STATES[s.state], s.instruction, self.runtime.mode
         msg.message = self.controller.status_message()
         msg.inference_latency, msg.observation_age = s.inference_latency, s.observation_age
         msg.chunks_published = s.chunks_published
