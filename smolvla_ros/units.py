@@ -93,16 +93,26 @@ def lerobot_to_ticks(value: float, motor: MotorCalibration, mode: NormMode) -> i
     return int((bounded / 100) * (max_ - min_) + min_)
 
 
-def lerobot_to_float_ticks(value: float, motor: MotorCalibration, mode: NormMode) -> float:
-    """``lerobot_to_ticks`` without the truncation, for continuous (simulated) joints."""
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+def _clamp_array(value: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``_clamp`` element by element, the same bits for finite values; NaN stays NaN."""
+    return np.minimum(high, np.maximum(low, value))
+
+
+def lerobot_to_float_ticks(value, motor: MotorCalibration, mode: NormMode, clamp=_clamp):
+    """``lerobot_to_ticks`` without the truncation, for continuous (simulated) joints. With
+    ``clamp=_clamp_array``, ``value`` is a whole column of actions (a numpy array)."""
     min_, max_ = motor.range_min, motor.range_max
     if mode is NormMode.DEGREES:
         return value * LEROBOT_MAX_RES / 360 + motor.mid
     if mode is NormMode.RANGE_M100_100:
         value = -value if motor.drive_mode else value
-        return ((min(100.0, max(-100.0, value)) + 100) / 200) * (max_ - min_) + min_
+        return ((clamp(value, -100.0, 100.0) + 100) / 200) * (max_ - min_) + min_
     value = 100 - value if motor.drive_mode else value
-    return (min(100.0, max(0.0, value)) / 100) * (max_ - min_) + min_
+    return (clamp(value, 0.0, 100.0) / 100) * (max_ - min_) + min_
 
 
 def lerobot_modes(use_degrees: bool = True, joints: Sequence[str] = SO101_JOINTS) -> dict[str, NormMode]:
@@ -159,7 +169,7 @@ class ArmUnits:
         """A whole action chunk (n, joints) in LeRobot units to radians, column by column:
         the same operations in the same order as ``lerobot_to_radians`` on each row, so the
         same bits for every finite value (tested), without 2 x n x joints Python calls on the
-        policy's hot path. A NaN stays NaN, where the scalar clamp (Python's max) would turn
+        policy's hot path. A NaN stays NaN, where the scalar clamp (Python's max) turns
         it into the end of the range: a model's NaN must not become a goal at a joint limit,
         and the arm nodes refuse non-finite points."""
         chunk = np.asarray(chunk, dtype=np.float64)
@@ -167,16 +177,8 @@ class ArmUnits:
             raise ValueError(f"expected an (n, {len(self.joints)}) chunk, got shape {chunk.shape}")
         radians = np.empty_like(chunk)
         for j, (motor, mode) in enumerate(zip(self.motors, self.modes)):
-            value, min_, max_ = chunk[:, j], motor.range_min, motor.range_max
-            if mode is NormMode.DEGREES:
-                ticks = value * LEROBOT_MAX_RES / 360 + motor.mid
-            elif mode is NormMode.RANGE_M100_100:
-                value = -value if motor.drive_mode else value
-                ticks = ((np.minimum(100.0, np.maximum(-100.0, value)) + 100) / 200) * (max_ - min_) + min_
-            else:
-                value = 100 - value if motor.drive_mode else value
-                ticks = (np.minimum(100.0, np.maximum(0.0, value)) / 100) * (max_ - min_) + min_
-            radians[:, j] = (ticks - motor.mid) * RADIANS_PER_TICK
+            ticks = lerobot_to_float_ticks(chunk[:, j], motor, mode, clamp=_clamp_array)
+            radians[:, j] = ticks_to_radians(ticks, motor)
         return radians
 
     def radian_limits(self) -> tuple[np.ndarray, np.ndarray]:
