@@ -60,6 +60,12 @@ class RosProbe:
         publisher = self._publishers.get(topic)
         return publisher.get_subscription_count() if publisher else 0
 
+    def acked(self, topic: str, timeout_s: float) -> bool:
+        """Every matched subscriber has acknowledged what this probe published on ``topic``."""
+        from rclpy.duration import Duration
+
+        return self._publishers[topic].wait_for_all_acked(Duration(seconds=timeout_s))
+
     def call(self, srv_type, name: str, request=None, timeout_s: float = 30.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"

@@ -59,6 +59,9 @@ def wait_until_recorded(probe) -> None:
         probe.publish(kind, topic, kind(), wait_for_subscriber=False)
     for topic in TOPICS:
         assert wait_for(lambda t=topic: probe.subscription_count(t) > 0, 30), topic
+        # Matched on the recorder's side too: until then a message sent is lost to it (a
+        # reliable reader that matches late starts after what was sent; CI lost 3 of 5 frames).
+        assert probe.acked(topic, 30), topic
 
 
 def custom_data(folder):
