@@ -175,6 +175,36 @@ def test_teleop_episode_round_trips_through_lerobot(tmp_path):
             assert abs(image.mean() * 255 - latest(truth[name], t)) < 8, (k, name)
 
 
+def test_without_video_lerobot_reads_back_the_exact_pixels(tmp_path):
+    """--no-video: each frame is the camera's image itself (noise, which video would blur)."""
+    rng = np.random.default_rng(7)
+    rec = Recording()
+    sent = {}
+    for k in range(30):  # 1 s: follower, leader and two noise cameras at 30 Hz
+        ns = T0 + k * 33_333_333
+        rec.add("joint_states", "sensor_msgs/msg/JointState", ns, joints(ns, 0.1))
+        rec.add("leader/joint_states", "sensor_msgs/msg/JointState", ns, joints(ns, 0.2))
+        for name in ("front", "wrist"):
+            pixels = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+            msg = Image(height=24, width=32, encoding="rgb8", step=96, data=pixels.tobytes())
+            msg.header.stamp = stamp(ns)
+            rec.add(f"cameras/{name}/image_raw", "sensor_msgs/msg/Image", ns, msg)
+            sent[name, ns] = pixels
+    bag = rec.write_episode(tmp_path / "episode_000000", "pick up the cube")
+
+    plans, _ = convert([bag], ConvertConfig(output=tmp_path / "dataset", fps=30, video=False))
+    dataset = load(tmp_path / "dataset")
+    assert dataset.meta.features["observation.images.front"]["dtype"] == "image"
+    assert not (tmp_path / "dataset" / "videos").exists()
+    assert dataset.num_frames == plans[0].frames >= 25
+    for k, t in enumerate(plans[0].times_ns):
+        for name in ("front", "wrist"):
+            expected = latest([(ns, px) for (n, ns), px in sent.items() if n == name], t)
+            image = dataset[k][f"observation.images.{name}"].numpy()  # (3, H, W) in 0..1
+            np.testing.assert_array_equal(np.round(image * 255).astype(np.uint8).transpose(1, 2, 0),
+                                          expected)
+
+
 def test_executed_trajectory_is_the_action_without_a_leader(tmp_path):
     rec = Recording()
     for k in range(300):  # 3 s of follower states at 100 Hz

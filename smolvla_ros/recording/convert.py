@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot-type", default="",
                         help="the dataset's robot_type (default: stored in the bag, else so_follower, "
                              "LeRobot's name for SO-100/SO-101 followers)")
+    parser.add_argument("--no-video", action="store_true",
+                        help="store camera frames as lossless PNG images instead of video (as "
+                             "lerobot-record --dataset.video=false): larger, no compression "
+                             "artefacts, no video decoding in training")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     config = ConvertConfig(output=args.output, fps=args.fps, repo_id=args.repo_id, task=args.task,
                            action=args.action, robot_id=args.robot_id, leader_id=args.leader_id,
                            calibration_dir=args.calibration_dir, use_degrees=not args.range_m100_100,
-                           namespace=args.namespace, robot_type=args.robot_type)
+                           namespace=args.namespace, robot_type=args.robot_type,
+                           video=not args.no_video)
     try:
         plans = plan_all(args.bags, config)
         for warning in (warning for plan in plans for warning in plan.warnings):

@@ -10,7 +10,10 @@ rate is resampled, not assumed), and gaps longer than a frame are reported:
   leader's own calibration, which is what ``lerobot-record`` stores (the leader's normalised
   ``get_action()``); or else the trajectory the arm executed from ``action_chunk``, replayed
   through the same TrajectoryExecutor the arm nodes run, in the follower's units;
-- ``observation.images.<name>``: ``cameras/<name>/image_raw`` (or ``/compressed``), as video;
+- ``observation.images.<name>``: ``cameras/<name>/image_raw`` (or ``/compressed``), as video
+  (LeRobot's default, lossy), or with ``video=False`` (``--no-video``) as lossless PNG frames,
+  as ``lerobot-record --dataset.video=false`` stores them: larger, but training sees exactly
+  the pixels the policy will see and loads them without decoding video;
 - ``task``: the instruction in force at the frame (episode metadata and ``task_instruction``
   messages; ``--task`` where none is).
 
@@ -58,6 +61,7 @@ class ConvertConfig:
     use_degrees: bool = True
     namespace: str = ""  # '' = the recorder's, stored in the bag
     robot_type: str = ""  # '' = stored in the bag, else LeRobot's so_follower
+    video: bool = True  # cameras as video (LeRobot's default); False = lossless PNG frames
 
 
 @dataclass
@@ -243,7 +247,8 @@ def to_lerobot(units: ArmUnits, radians: np.ndarray) -> np.ndarray:
     return np.array([units.radians_to_lerobot(row) for row in radians], dtype=np.float32)
 
 
-def dataset_features(joints: tuple[str, ...], cameras: dict[str, tuple[int, int, int]]) -> dict:
+def dataset_features(joints: tuple[str, ...], cameras: dict[str, tuple[int, int, int]],
+                     video: bool = True) -> dict:
     """The SO-101 follower's features, as LeRobot's own recording names them."""
     motors = [f"{joint}.pos" for joint in joints]
     features = {
@@ -252,7 +257,7 @@ def dataset_features(joints: tuple[str, ...], cameras: dict[str, tuple[int, int,
     }
     for name, shape in cameras.items():
         features[f"observation.images.{name}"] = {
-            "dtype": "video", "shape": tuple(shape), "names": ["height", "width", "channels"]}
+            "dtype": "video" if video else "image", "shape": tuple(shape), "names": ["height", "width", "channels"]}
     return features
 
 
@@ -295,8 +300,8 @@ def write_dataset(plans: list[EpisodePlan], config: ConvertConfig, progress=None
         raise BagError(f"{config.output} exists; the dataset needs a new folder")
     cameras = {name: camera.shape for name, camera in plans[0].bag.cameras.items()}
     robot_type = config.robot_type or plans[0].bag.custom_data.get("robot_type") or ROBOT_TYPE
-    dataset = LeRobotDataset.create(config.repo_id, config.fps, dataset_features(SO101_JOINTS, cameras),
-                                    root=config.output, robot_type=robot_type, use_videos=True,
+    dataset = LeRobotDataset.create(config.repo_id, config.fps, dataset_features(SO101_JOINTS, cameras, config.video),
+                                    root=config.output, robot_type=robot_type, use_videos=config.video,
                                     image_writer_threads=2 * len(cameras))
     try:
         for plan in plans:
