@@ -78,15 +78,22 @@ def main() -> int:
                         help="change-of-mind episodes (red, then blue); 0 = none")
     parser.add_argument("--switch-after", type=float, default=1.0,
                         help="seconds into the episode for the second instruction")
+    parser.add_argument("--switch-demos", type=int, default=0,
+                        help="also K change-of-mind demonstrations each way (red then blue, blue then "
+                             "red, the words changed --switch-after -/+ 0.3 s in: the expert turns to "
+                             "the new cube), recorded with the task in force at each frame")
     parser.add_argument("--sides", default="fixed", choices=("fixed", "random"))
     parser.add_argument("--seed", type=int, default=1000, help="eval scenes' seed (demos use 0)")
     parser.add_argument("--time-limit", type=float, default=15.0)
     parser.add_argument("--camera-fps", type=float, default=10.0)
     parser.add_argument("--image-size", default="128x96", help="the sim's cameras, WIDTHxHEIGHT")
+    parser.add_argument("--no-video", action="store_true",
+                        help="convert the cameras to lossless PNG frames instead of video")
     args = parser.parse_args()
     if args.smoke:
         args.demos, args.steps, args.batch_size, args.episodes = 1, 4, 2, 1
         args.baseline_episodes, args.switch_episodes, args.size = 1, 1, "tiny"
+        args.switch_demos = min(args.switch_demos, 1)
         args.time_limit = 3.0
     work = args.work.resolve()
     if work.exists() and any(work.iterdir()):
@@ -99,15 +106,26 @@ def main() -> int:
     base = work / "base_checkpoint"
     times["checkpoint"] = sh(["smolvla-ros", "make-test-checkpoint", str(base), "--size", args.size,
                               "--cameras", "front,wrist", "--image-size", f"{height}x{width}"])
+    record = ["smolvla-ros", "eval", "--expert", "--record", "--sides", args.sides,
+              "--camera-fps", str(args.camera_fps), "--image-size", args.image_size, "--no-progress"]
     demos = work / "demos"
-    times["record"] = sh(["smolvla-ros", "eval", "--expert", "--record", "--episodes", str(args.demos),
-                          "--sides", args.sides, "--seed", "0", "--camera-fps", str(args.camera_fps),
-                          "--image-size", args.image_size, "--output", str(demos), "--no-progress",
+    times["record"] = sh([*record, "--episodes", str(args.demos), "--seed", "0", "--output", str(demos),
                           "--instruction", RED, "--instruction", BLUE])
     bags = sorted(str(p) for p in (demos / "episodes").glob("episode_*"))
+    # change-of-mind demonstrations: each way, half of them --switch-after - 0.3 s in and half
+    # + 0.3 s, so the eval's own switch time is never one the policy was shown
+    for k, (first, then) in enumerate(((RED, BLUE), (BLUE, RED)) if args.switch_demos else ()):
+        for j, (after, count) in enumerate(((args.switch_after - 0.3, (args.switch_demos + 1) // 2),
+                                            (args.switch_after + 0.3, args.switch_demos // 2))):
+            if count:
+                folder = work / f"demos_{first.split()[-2]}_then_{then.split()[-2]}_{after:g}s"
+                times["record"] += sh([*record, "--episodes", str(count), "--seed", str(500 + 100 * (2 * k + j)),
+                                       "--output", str(folder), "--instruction", first, "--switch-to", then,
+                                       "--switch-after", f"{after:g}"])
+                bags += sorted(str(p) for p in (folder / "episodes").glob("episode_*"))
     dataset = work / "dataset"
     times["convert"] = sh(["smolvla-ros", "convert", *bags, "--output", str(dataset),
-                           "--repo-id", "local/so101_two_cubes"])
+                           "--repo-id", "local/so101_two_cubes", *(["--no-video"] if args.no_video else [])])
     train = work / "train"
     times["train"] = sh([
         "lerobot-train", f"--policy.path={base}", f"--dataset.root={dataset}",
@@ -127,7 +145,9 @@ def main() -> int:
     if args.switch_episodes:
         runs["switch"] = (["--policy-path", trained], args.switch_episodes, [RED],
                           ["--switch-to", BLUE, "--switch-after", str(args.switch_after)])
-    results = {}
+    results = {"demos": rates(demos / "report.json")}  # the expert's own success
+    for folder in sorted(work.glob("demos_*_then_*")):
+        results[folder.name] = rates(folder / "report.json")
     for name, (policy, episodes, instructions, extra) in runs.items():
         times[f"eval_{name}"] = sh(eval_command(args, policy, work / f"eval_{name}", episodes,
                                                 instructions, extra))
@@ -140,9 +160,14 @@ def main() -> int:
             return "-"
         return f"{r['successes']}/{r['episodes']} = {100 * r['rate']:.0f} % ({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})"
 
-    print(f"\nclosed loop ({'smoke' if args.smoke else 'full'}): {args.demos} demos per instruction, "
+    print(f"\nclosed loop ({'smoke' if args.smoke else 'full'}): {args.demos} demos per instruction"
+          f"{f' + {args.switch_demos} change-of-mind demos each way' if args.switch_demos else ''}, "
           f"{args.size} SmolVLA, {args.steps} steps x batch {args.batch_size}, sides {args.sides}, "
-          f"cameras front+wrist {args.image_size} at {args.camera_fps:g} Hz")
+          f"cameras front+wrist {args.image_size} at {args.camera_fps:g} Hz, "
+          f"dataset {'PNG frames' if args.no_video else 'video'}")
+    print("  the expert's demonstrations (judged on the last words): " + "; ".join(
+        f"{run} {text.split()[-2]} {line(run, text)}" for run in results if run.startswith("demos")
+        for text in results[run]))
     for text in (RED, BLUE):
         print(f"  {text!r}: right words {line('trained', text)}; swapped (did what the words said) "
               f"{line('swapped', text)}; random-weights baseline {line('baseline', text)}")
