@@ -9,6 +9,12 @@ targets are what a leader arm would read, so the sim node publishes them on
 In the one-cube scene it picks the cube and places it at the env's goal. Given a ``target``
 (the two-cube scene's "pick up the red cube") it picks that cube up and holds it: the script
 stops once the lift is done, and the arm keeps the cube in the air.
+
+It aims the jaws ``GRASP_AIM_M`` beside the cube's centre. The SO-101's jaws close along world
+y with the fixed jaw on the +y side, so a grasp aimed at the centre lifts the cube only when it
+lands within about -30..+3 mm of it in y (any x error within about ±15 mm): the script's own
+aim would sit 3 mm from a miss, and a policy that imitates it to within a few millimetres
+misses half its grasps. Aimed at the window's middle, either side has about 15 mm to spare.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 from smolvla_ros.sim.arm import EXPERT_PERIOD_S, SimArm
 
 LIFTED_M = 0.03  # the cube counts as picked once it rose this far above where it lay
+GRASP_AIM_M = np.array([0.0, -0.012, 0.0])  # where the jaws go down, from the cube's centre
 
 
 class ScriptedExpert:
@@ -33,6 +40,7 @@ class ScriptedExpert:
         self._object = target or arm.objects[0]
         self._stop_phase = Phase.TRAVERSE if target is not None else None  # held after the lift
         self.controller = PickPlaceController(action_scale=DEFAULT_ACTION_SCALE)
+        self._aiming = (Phase.HOVER, Phase.DESCEND)  # the phases that go for the grasp point
         self.restart()
 
     def restart(self) -> None:
@@ -63,6 +71,8 @@ class ScriptedExpert:
         self.highest = max(self.highest, float(position[2]))
         if self._held or (self._next is not None and now < self._next):
             return
+        if self.controller.phase in self._aiming:
+            position = position + GRASP_AIM_M  # the jaws' target; carrying steers the cube itself
         goal = env.goal_pos if self.target is None else position  # pick-up: no carrying
         action = self.controller.act(env.ik_point_pos, position, goal)
         if self._stop_phase is not None and self.controller.phase.value >= self._stop_phase.value:
