@@ -16,21 +16,27 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
 
     work = tmp_path / "closed_loop"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "closed_loop.py"), "--smoke",
-                             "--work", str(work)], env=ros_env(), capture_output=True, text=True,
-                            timeout=1500)
+                             "--work", str(work), "--switch-demos", "1"], env=ros_env(),
+                            capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     summary = json.loads((work / "summary.json").read_text())
     assert set(summary["times_s"]) == {"checkpoint", "record", "convert", "train", "eval_trained",
                                        "eval_swapped", "eval_baseline", "eval_switch", "total"}
-    # the demonstrations: one per instruction, recorded with their words, all picked
+    # the demonstrations: one per instruction, recorded with their words, all picked; and one
+    # change of mind each way, the words changed 0.7 s in (the eval's switch is at 1 s)
     demos = json.loads((work / "demos" / "report.json").read_text())
     assert demos["overall"]["successes"] == demos["overall"]["episodes"] == 2
+    rates = summary["rates"]
+    assert rates["demos_red_then_blue_0.7s"]["pick up the blue cube"]["successes"] == 1
+    assert rates["demos_blue_then_red_0.7s"]["pick up the red cube"]["successes"] == 1
     dataset = LeRobotDataset("local/so101_two_cubes", root=work / "dataset", video_backend="pyav")
-    assert dataset.meta.total_episodes == 2 and dataset.num_frames > 60
+    assert dataset.meta.total_episodes == 4 and dataset.num_frames > 120
     assert set(dataset.meta.tasks.index) == {"pick up the red cube", "pick up the blue cube"}
+    switched = dataset.meta.episodes[2]  # red then blue: both tasks in one episode
+    rows = dataset.hf_dataset[switched["dataset_from_index"]:switched["dataset_to_index"]]
+    assert {int(i) for i in rows["task_index"]} == set(dataset.meta.tasks["task_index"])
     trained = work / "train" / "checkpoints" / "last" / "pretrained_model"
     assert (trained / "model.safetensors").is_file()
-    rates = summary["rates"]
     assert list(rates["trained"]) == ["pick up the red cube", "pick up the blue cube"]
     assert list(rates["swapped"]) == ["pick up the blue cube", "pick up the red cube"]
     assert list(rates["switch"]) == ["pick up the blue cube"]

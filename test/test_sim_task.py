@@ -109,6 +109,49 @@ def test_the_expert_picks_up_the_cube_the_words_name(sides):
         arm.close()
 
 
+class MisjudgingArm:
+    """The arm as the expert sees it, with every object seen ``error`` metres off: a stand-in
+    for a policy that imitates the expert to within that much."""
+
+    def __init__(self, arm, error):
+        self._arm, self._error = arm, np.asarray(error)
+
+    def __getattr__(self, name):
+        return getattr(self._arm, name)
+
+    def object_position(self, name):
+        return self._arm.object_position(name) + self._error
+
+
+@pytest.mark.parametrize("error_y", [-0.008, 0.008])
+@pytest.mark.parametrize("cube", ["red", "blue"])
+def test_the_experts_grasp_lifts_the_cube_when_it_lands_8_mm_off_to_either_side(cube, error_y):
+    """The jaws close along y with the fixed jaw at +y: aimed at the centre, a grasp 6 mm to +y
+    landed the fixed jaw on the cube. The expert aims in the middle of the window instead, so
+    demonstrations leave an imitating policy room either side."""
+    from smolvla_ros.sim.arm import SimArm, SimConfig
+    from smolvla_ros.sim.expert import ScriptedExpert
+
+    arm = SimArm(SimConfig(seed=3, scene="two_cubes"))
+    try:
+        now = 100.0
+        arm.advance(now)
+        resting = arm.object_position(cube)[2]
+        arm.expert = ScriptedExpert(MisjudgingArm(arm, [0.0, error_y, 0.0]), cube)
+        for _ in range(1000):
+            now += 0.01
+            arm.advance(now)
+            if arm.expert.done:
+                break
+        for _ in range(50):  # held up for half a second more
+            now += 0.01
+            arm.advance(now)
+        assert arm.expert.phase == "hold"
+        assert arm.object_position(cube)[2] - resting > LIFTED_M
+    finally:
+        arm.close()
+
+
 def test_the_expert_refuses_an_object_that_is_not_there(two_cubes):
     from smolvla_ros.sim.expert import ScriptedExpert
 

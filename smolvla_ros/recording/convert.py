@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "LeRobot's name for SO-100/SO-101 followers)")
     parser.add_argument("--no-video", action="store_true",
                         help="store camera frames as lossless PNG images instead of video (as "
-                             "lerobot-record --dataset.video=false): larger, no compression "
-                             "artefacts, no video decoding in training")
+                             "lerobot-record --dataset.video=false): no compression artefacts, but "
+                             "lerobot-train loads them slower (README)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,8 +12,8 @@ rate is resampled, not assumed), and gaps longer than a frame are reported:
   through the same TrajectoryExecutor the arm nodes run, in the follower's units;
 - ``observation.images.<name>``: ``cameras/<name>/image_raw`` (or ``/compressed``), as video
   (LeRobot's default, lossy), or with ``video=False`` (``--no-video``) as lossless PNG frames,
-  as ``lerobot-record --dataset.video=false`` stores them: larger, but training sees exactly
-  the pixels the policy will see and loads them without decoding video;
+  as ``lerobot-record --dataset.video=false`` stores them: training sees exactly the pixels the
+  policy will see, but LeRobot's loader reads them slower (measured in the README);
 - ``task``: the instruction in force at the frame (episode metadata and ``task_instruction``
   messages; ``--task`` where none is).
 
