@@ -105,7 +105,9 @@ class NodeProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for_output(self, text: str, timeout_s: float = 30.0) -> None:
+    def wait_for_output(self, text: str, timeout_s: float = 120.0) -> None:
+        """Wait until the node prints ``text``. The generous default is only spent on failure:
+        a loaded CI machine has taken over 30 s just to import torch and LeRobot in a node."""
         assert wait_for(lambda: text in self.output(), timeout_s), \
             f"{text!r} not in node output:\n{self.output()}"
 

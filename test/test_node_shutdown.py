@@ -29,7 +29,7 @@ def test_ctrl_c_during_a_flood_of_large_messages_exits_cleanly():
         for _ in range(3):
             # (above max_trajectory_points' default, which would refuse them unconverted)
             node = NodeProcess("so101_node", "-p", "port:=mock", "-p", "max_trajectory_points:=100000")
-            node.wait_for_output("connected to", 60)
+            node.wait_for_output("connected to")
             probe.publish(JointTrajectory, "action_chunk", huge)
             stop.clear()
             flood = threading.Thread(target=flood_until, args=(probe, huge, stop))

@@ -29,7 +29,7 @@ def run_policy(checkpoint, probe, feeder: Feeder, *params: str):
     """Start the feeder, then the node (its publishers are known when the node looks)."""
     feeder.start()
     node = start_policy(checkpoint, *params)
-    node.wait_for_output("loaded ", 60)
+    node.wait_for_output("loaded ")
     return node
 
 
@@ -116,7 +116,7 @@ def test_wrong_camera_map_name_is_one_error_line(base_like_checkpoint, probe):
     node = start_policy(base_like_checkpoint, "camera_map:=[front=camera9]")
     try:
         node.wait_for_output("camera_map front=camera9: the checkpoint has no camera 'camera9' "
-                             "(its cameras: camera1, camera2, camera3)", 60)
+                             "(its cameras: camera1, camera2, camera3)")
         assert wait_for(lambda: probe.messages("policy_status") and
                         latest_status(probe).state == PolicyStatus.STATE_ERROR, 30)
         assert "Traceback" not in node.output() and node.process.poll() is None

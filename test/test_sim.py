@@ -80,8 +80,8 @@ def test_scripted_expert_demonstration_is_recorded_and_converts(tmp_path):
                            "-p", "start_on_instruction:=true", "-p", "robot_id:=mock", "-p",
                            'topics:=["joint_states", "leader/joint_states", "task_instruction", "cube_pose"]')
     try:
-        sim.wait_for_output("simulated SO-101 ready", 120)
-        recorder.wait_for_output("ready: episodes go to", 60)
+        sim.wait_for_output("simulated SO-101 ready")
+        recorder.wait_for_output("ready: episodes go to")
         assert probe.call(Trigger, "start_expert").success
         # The recorder subscribes to a topic once it sees it in the graph: announce it first.
         probe.publish(String, "task_instruction", String(data=""), wait_for_subscriber=False)
@@ -90,7 +90,7 @@ def test_scripted_expert_demonstration_is_recorded_and_converts(tmp_path):
         probe.publish(String, "task_instruction", String(data="pick up the cube"))
         assert wait_for(lambda: any(s.state == EpisodeStatus.STATE_RECORDING
                                     for s in probe.messages("episode_status")), 30)
-        sim.wait_for_output("expert: demonstration done", 90)
+        sim.wait_for_output("expert: demonstration done")
         assert "cube picked" in sim.output()
         assert probe.call(Trigger, "stop_episode").success
         image = probe.messages("cameras/front/image_raw")[-1]
