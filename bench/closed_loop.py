@@ -82,6 +82,9 @@ def main() -> int:
                         help="also K change-of-mind demonstrations each way (red then blue, blue then "
                              "red, the words changed --switch-after -/+ 0.3 s in: the expert turns to "
                              "the new cube), recorded with the task in force at each frame")
+    parser.add_argument("--demo-detour", type=float, default=0.0, metavar="M",
+                        help="the expert first hovers over a point up to M metres off the cube, "
+                             "then corrects (recovery demonstrations; sim_node expert_detour_m)")
     parser.add_argument("--sides", default="fixed", choices=("fixed", "random"))
     parser.add_argument("--seed", type=int, default=1000, help="eval scenes' seed (demos use 0)")
     parser.add_argument("--time-limit", type=float, default=15.0)
@@ -108,7 +111,8 @@ def main() -> int:
     times["checkpoint"] = sh(["smolvla-ros", "make-test-checkpoint", str(base), "--size", args.size,
                               "--cameras", "front,wrist", "--image-size", f"{height}x{width}"])
     record = ["smolvla-ros", "eval", "--expert", "--record", "--sides", args.sides,
-              "--camera-fps", str(args.camera_fps), "--image-size", args.image_size, "--no-progress"]
+              "--camera-fps", str(args.camera_fps), "--image-size", args.image_size, "--no-progress",
+              "--param", f"sim_node:expert_detour_m={args.demo_detour}"]
     demos = work / "demos"
     times["record"] = sh([*record, "--episodes", str(args.demos), "--seed", "0", "--output", str(demos),
                           "--instruction", RED, "--instruction", BLUE])
@@ -162,7 +166,8 @@ def main() -> int:
         return f"{r['successes']}/{r['episodes']} = {100 * r['rate']:.0f} % ({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})"
 
     print(f"\nclosed loop ({'smoke' if args.smoke else 'full'}): {args.demos} demos per instruction"
-          f"{f' + {args.switch_demos} change-of-mind demos each way' if args.switch_demos else ''}, "
+          f"{f' + {args.switch_demos} change-of-mind demos each way' if args.switch_demos else ''}"
+          f"{f' (detours up to {args.demo_detour * 100:g} cm)' if args.demo_detour else ''}, "
           f"{args.size} SmolVLA, {args.steps} steps x batch {args.batch_size}, sides {args.sides}, "
           f"cameras front+wrist {args.image_size} at {args.camera_fps:g} Hz, "
           f"dataset {'PNG frames' if args.no_video else 'video'}")

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import yaml
 from conftest import REPO_ROOT, ros_env
 
 
@@ -16,7 +17,8 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
 
     work = tmp_path / "closed_loop"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "closed_loop.py"), "--smoke",
-                             "--work", str(work), "--switch-demos", "1"], env=ros_env(),
+                             "--work", str(work), "--switch-demos", "1",
+                             "--demo-detour", "0.03"], env=ros_env(),
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     summary = json.loads((work / "summary.json").read_text())
@@ -26,6 +28,8 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
     # change of mind each way, the words changed 0.7 s in (the eval's switch is at 1 s)
     demos = json.loads((work / "demos" / "report.json").read_text())
     assert demos["overall"]["successes"] == demos["overall"]["episodes"] == 2
+    sim_parameters = yaml.safe_load((work / "demos" / "logs" / "sim_node.yaml").read_text())
+    assert sim_parameters["/**"]["ros__parameters"]["expert_detour_m"] == 0.03  # with detours
     rates = summary["rates"]
     assert rates["demos_red_then_blue_0.7s"]["pick up the blue cube"]["successes"] == 1
     assert rates["demos_blue_then_red_0.7s"]["pick up the red cube"]["successes"] == 1

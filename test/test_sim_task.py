@@ -152,6 +152,43 @@ def test_the_experts_grasp_lifts_the_cube_when_it_lands_8_mm_off_to_either_side(
         arm.close()
 
 
+def test_with_a_detour_the_expert_hovers_off_the_cube_first_then_picks_it_up():
+    """Recovery demonstrations: the jaws hover over a point up to 3 cm off the aim (the same one
+    for the same scene), then over the cube, and the cube is still lifted."""
+    from smolvla_ros.sim.arm import SimArm, SimConfig
+    from smolvla_ros.sim.expert import GRASP_AIM_M, ScriptedExpert
+
+    arm = SimArm(SimConfig(seed=5, scene="two_cubes"))
+    try:
+        detours = []
+        for seed, cube in ((21, "red"), (22, "blue"), (21, "blue")):
+            now = 100.0 + 100 * len(detours)
+            arm.reset(seed=seed)
+            arm.advance(now)
+            resting = arm.object_position(cube)
+            arm.expert = ScriptedExpert(arm, cube, detour_m=0.03)
+            detour = arm.expert.detour.copy()
+            detours.append(detour)
+            assert 0.005 < np.linalg.norm(detour[:2]) and np.all(np.abs(detour) <= 0.03)
+            closest = np.inf  # of the jaws to the detour point, in x and y
+            for _ in range(1000):
+                now += 0.01
+                arm.advance(now)
+                jaws = arm.env.ik_point_pos
+                closest = min(closest, np.linalg.norm(jaws[:2] - (resting + GRASP_AIM_M + detour)[:2]))
+                if arm.expert.done:
+                    break
+            for _ in range(50):
+                now += 0.01
+                arm.advance(now)
+            assert closest < 0.005, (seed, cube, detour, closest)
+            assert not arm.expert.detour.any()  # then it went for the cube
+            assert arm.object_position(cube)[2] - resting[2] > LIFTED_M, (seed, cube, detour)
+        assert np.array_equal(detours[0], detours[2]) and not np.array_equal(detours[0], detours[1])
+    finally:
+        arm.close()
+
+
 def test_the_expert_refuses_an_object_that_is_not_there(two_cubes):
     from smolvla_ros.sim.expert import ScriptedExpert
 

@@ -56,6 +56,8 @@ PARAMETERS = {
     "sides": ("fixed", "two_cubes: fixed (red left, blue right) or random (swapped at half the "
                        "resets, seeded)"),
     "expert": (False, "start with the scripted expert demonstrating (as after start_expert)"),
+    "expert_detour_m": (0.0, "the expert first hovers over a point up to this far off the cube "
+                             "(seeded per scene), then corrects: demonstrations of recovery"),
     "reset_on_episode_reset": (True, "reset the scene when the recorder pauses between episodes"),
     "cube_pose_rate_hz": (10.0, "cube_pose rate"),
     "diagnostics_period_s": (1.0, "diagnostics period"),
@@ -180,7 +182,8 @@ class SimNode(Node):
         target = None if len(self.arm.objects) == 1 else named_object(self.instruction, self.arm.objects)
         waits = len(self.arm.objects) > 1 and target is None
         with self.lock:
-            self.arm.expert = None if waits else ScriptedExpert(self.arm, target)
+            self.arm.expert = (None if waits else
+                               ScriptedExpert(self.arm, target, self.p["expert_detour_m"]))
         self._expert_reported = False
         message += ("; the scripted expert waits for an instruction that names a cube" if waits else
                     f"; the scripted expert demonstrates{f' picking up the {target} cube' if target else ''}")

@@ -15,6 +15,12 @@ y with the fixed jaw on the +y side, so a grasp aimed at the centre lifts the cu
 lands within about -30..+3 mm of it in y (any x error within about ±15 mm): the script's own
 aim would sit 3 mm from a miss. Aimed at the window's middle, grasps 9 mm off to -y and 12 mm
 to +y still lifted the cube (measured; the tests check ±8 mm).
+
+With ``detour_m`` it first hovers over a point up to that far off the aim (drawn, seeded by the
+scene's seed), then moves over the cube and goes on. A policy trained on plain demonstrations
+that stopped a couple of centimetres off the cube hovered there for good: no demonstration
+had ever been off target. The detours show the correction from such places (as DART does with
+noise injected into the demonstrator).
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from smolvla_ros.sim.arm import EXPERT_PERIOD_S, SimArm
 
 LIFTED_M = 0.03  # the cube counts as picked once it rose this far above where it lay
 GRASP_AIM_M = np.array([0.0, -0.012, 0.0])  # where the jaws go down, from the cube's centre
+DETOUR_STREAM = 0xDE70  # the detours' random stream, beside the scene seed
 
 
 class ScriptedExpert:
-    def __init__(self, arm: SimArm, target: str | None = None):
-        """``target``: pick up and hold this object; None: pick-and-place the scene's cube."""
+    def __init__(self, arm: SimArm, target: str | None = None, detour_m: float = 0.0):
+        """``target``: pick up and hold this object; None: pick-and-place the scene's cube.
+        ``detour_m``: hover first over a point up to this far off the aim in x and y."""
         from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
         from lerobot_env_so101.scripted.pick_place import Phase, PickPlaceController
 
@@ -41,11 +49,17 @@ class ScriptedExpert:
         self._stop_phase = Phase.TRAVERSE if target is not None else None  # held after the lift
         self.controller = PickPlaceController(action_scale=DEFAULT_ACTION_SCALE)
         self._aiming = (Phase.HOVER, Phase.DESCEND)  # the phases that go for the grasp point
+        self._hover = Phase.HOVER
+        self.detour_m = detour_m
         self.restart()
 
     def restart(self) -> None:
         """From the top, for the cube where it lies now (after a reset)."""
         self.controller.reset()
+        # the same detour for the same scene, drawn apart from the scene's own placement draws
+        rng = np.random.default_rng([self.arm.seed, DETOUR_STREAM])
+        offset = rng.uniform(-self.detour_m, self.detour_m, size=2) if self.detour_m else np.zeros(2)
+        self.detour = np.array([*offset, 0.0])  # from the aim; zero once the arm hovered there
         self._next = None
         self._held = False
         self.cube_start = self.arm.object_position(self._object)
@@ -74,7 +88,11 @@ class ScriptedExpert:
         if self.controller.phase in self._aiming:
             position = position + GRASP_AIM_M  # the jaws' target; carrying steers the cube itself
         goal = env.goal_pos if self.target is None else position  # pick-up: no carrying
-        action = self.controller.act(env.ik_point_pos, position, goal)
+        action = self.controller.act(env.ik_point_pos, position + self.detour, goal)
+        if self.detour.any() and self.controller.phase is not self._hover:
+            self.detour = np.zeros(3)  # hovered over the detour point: now over the cube
+            self.controller.reset()
+            action = self.controller.act(env.ik_point_pos, position, goal)
         if self._stop_phase is not None and self.controller.phase.value >= self._stop_phase.value:
             self._held = True  # lifted: keep the last targets, the cube stays in the air
             return
