@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import numpy as np
 from conftest import ros_env
 from lerobot.configs import FeatureType
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
@@ -55,4 +56,42 @@ def test_rename_map_to_an_undeclared_camera_is_refused(tmp_path):
         capture_output=True, text=True, env=ros_env())
     assert result.returncode == 1
     assert "rename map targets ['observation.images.camera1'] are not inputs" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sharper_vision_input_keeps_the_tokens_per_image_and_runs_as_lerobot_does(
+        tmp_path, tiny_checkpoint):
+    import json
+
+    from test_policy_runtime import lerobot_direct, observation
+
+    from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
+
+    folder = tmp_path / "sharp"
+    result = subprocess.run(["smolvla-ros", "make-test-checkpoint", str(folder), "--vision-pixels", "64"],
+                            capture_output=True, text=True, env=ros_env())
+    assert result.returncode == 0, result.stderr
+    assert "vision input 64x64" in result.stdout
+    config = json.loads((folder / "config.json").read_text())
+    assert config["resize_imgs_with_padding"] == [64, 64]
+    vlm = json.loads((folder / "vlm" / "config.json").read_text())
+    assert vlm["vision_config"]["image_size"] == 64 and vlm["scale_factor"] == 4  # tiny: 32, 2
+
+    def tokens_per_image(checkpoint):
+        return json.loads((checkpoint / "vlm" / "processor_config.json").read_text())["image_seq_len"]
+
+    assert tokens_per_image(folder) == tokens_per_image(tiny_checkpoint) == 4
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(folder)))
+    images, state = observation()
+    ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(3))
+    theirs = lerobot_direct(folder, images, state, "pick up the cube", runtime.make_noise(3))
+    np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+
+
+def test_a_vision_input_that_is_not_a_multiple_of_the_sizes_is_refused(tmp_path):
+    result = subprocess.run(
+        ["smolvla-ros", "make-test-checkpoint", str(tmp_path / "c"), "--vision-pixels", "48"],
+        capture_output=True, text=True, env=ros_env())
+    assert result.returncode == 1
+    assert "vision input 48 px: must be a multiple of the tiny size's 32 px" in result.stderr
     assert "Traceback" not in result.stderr

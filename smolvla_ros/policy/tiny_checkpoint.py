@@ -16,6 +16,7 @@ map in the preprocessor, as ``lerobot-train --rename_map`` does for a fine-tune 
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,21 @@ SMOLVLM2_500M = dict(
 SIZES = {"tiny": TINY_VLM, "small": SMALL_VLM, "full": SMOLVLM2_500M}
 
 
+def vlm_shape(size: str, vision_pixels: int | None = None) -> dict:
+    """``SIZES[size]``, with a ``vision_pixels`` square vision input if given. The pixel
+    shuffle grows with it, so each image is still as many tokens for the text model: sharper
+    images (a 4 cm cube is ~3 px across the front camera at 64) for the vision encoder's cost only."""
+    shape = copy.deepcopy(SIZES[size])
+    if vision_pixels:
+        base = shape["vision"]["image_size"]
+        if vision_pixels % base:
+            raise ValueError(f"vision input {vision_pixels} px: must be a multiple of the {size} "
+                             f"size's {base} px")
+        shape["vision"]["image_size"] = vision_pixels
+        shape["scale_factor"] *= vision_pixels // base
+    return shape
+
+
 def write_vlm(folder: Path, shape: dict) -> None:
     """Config, tokenizer and processor of a SmolVLM of the given shape; weights are never
     needed (SmolVLA builds the VLM with random weights when load_vlm_weights is False)."""
@@ -121,10 +137,10 @@ def parse_rename_map(text: str) -> dict[str, str]:
 def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wrist"),
                          image_shape: tuple[int, int] = (48, 64), seed: int = 0,
                          full_size: bool = False, rename_map: dict[str, str] | None = None,
-                         size: str = "tiny") -> Path:
+                         size: str = "tiny", vision_pixels: int | None = None) -> Path:
     """Write the checkpoint into ``folder`` (replaced if it exists); returns it.
     ``size``: tiny, small, or full (= ``full_size``): SmolVLA's real architecture (450 M
-    parameters); random weights whichever.
+    parameters); random weights whichever. ``vision_pixels``: see ``vlm_shape``.
     ``rename_map``: saved in the preprocessor's rename step (dataset key -> checkpoint key),
     as lerobot-train saves its ``--rename_map``; its targets must be declared inputs."""
     import torch
@@ -142,7 +158,7 @@ def make_test_checkpoint(folder: Path, cameras: tuple[str, ...] = ("front", "wri
     shutil.rmtree(folder, ignore_errors=True)
     vlm = folder / VLM_FOLDER
     vlm.mkdir(parents=True)
-    shape = SIZES["full" if full_size else size]
+    shape = vlm_shape("full" if full_size else size, vision_pixels)
     write_vlm(vlm, shape)
     image_size = shape["vision"]["image_size"]
 
@@ -193,6 +209,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiny (tests), small (trains in minutes on a CPU) or full "
                              "(SmolVLA's real 450M-parameter architecture, ~1.8 GB)")
     parser.add_argument("--full-size", action="store_true", help="the same as --size full")
+    parser.add_argument("--vision-pixels", type=int, default=None, metavar="N",
+                        help="the vision encoder's input, NxN pixels (a multiple of the size's: "
+                             "tiny 32, small 64); as many tokens per image, sharper")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -204,13 +223,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         rename_map = parse_rename_map(args.rename_map)
         folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed,
-                                      args.full_size, rename_map, args.size)
+                                      args.full_size, rename_map, args.size, args.vision_pixels)
     except ValueError as error:
         raise SystemExit(f"make-test-checkpoint: {error}") from None
     size = "full-size" if args.full_size or args.size == "full" else args.size
     renamed = ", ".join(f"{source.removeprefix(IMAGE_PREFIX)} -> {target.removeprefix(IMAGE_PREFIX)}"
                         for source, target in rename_map.items())
     renamed = f"; rename map {renamed}" if renamed else ""
-    print(f"{size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}{renamed}) "
-          f"written to {folder}")
+    pixels = vlm_shape("full" if size == "full-size" else args.size, args.vision_pixels)["vision"]["image_size"]
+    print(f"{size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}, vision input "
+          f"{pixels}x{pixels}{renamed}) written to {folder}")
     return 0
