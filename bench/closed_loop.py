@@ -68,6 +68,8 @@ def main() -> int:
                         help="CI: 1 demonstration per instruction, a few steps, 1 eval episode each")
     parser.add_argument("--demos", type=int, default=25, help="K demonstrations per instruction")
     parser.add_argument("--size", default="small", choices=("tiny", "small"), help="model size")
+    parser.add_argument("--vision-pixels", type=int, default=None, metavar="N",
+                        help="the vision encoder's input, NxN (make-test-checkpoint; small: 64)")
     parser.add_argument("--steps", type=int, default=6000, help="training steps")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -109,7 +111,8 @@ def main() -> int:
 
     base = work / "base_checkpoint"
     times["checkpoint"] = sh(["smolvla-ros", "make-test-checkpoint", str(base), "--size", args.size,
-                              "--cameras", "front,wrist", "--image-size", f"{height}x{width}"])
+                              "--cameras", "front,wrist", "--image-size", f"{height}x{width}",
+                              *(["--vision-pixels", str(args.vision_pixels)] if args.vision_pixels else [])])
     record = ["smolvla-ros", "eval", "--expert", "--record", "--sides", args.sides,
               "--camera-fps", str(args.camera_fps), "--image-size", args.image_size, "--no-progress",
               "--param", f"sim_node:expert_detour_m={args.demo_detour}"]
@@ -168,7 +171,8 @@ def main() -> int:
     print(f"\nclosed loop ({'smoke' if args.smoke else 'full'}): {args.demos} demos per instruction"
           f"{f' + {args.switch_demos} change-of-mind demos each way' if args.switch_demos else ''}"
           f"{f' (detours up to {args.demo_detour * 100:g} cm)' if args.demo_detour else ''}, "
-          f"{args.size} SmolVLA, {args.steps} steps x batch {args.batch_size}, sides {args.sides}, "
+          f"{args.size} SmolVLA{f' (vision input {args.vision_pixels} px)' if args.vision_pixels else ''}, "
+          f"{args.steps} steps x batch {args.batch_size}, sides {args.sides}, "
           f"cameras front+wrist {args.image_size} at {args.camera_fps:g} Hz, "
           f"dataset {'PNG frames' if args.no_video else 'video'}")
     print("  the expert's demonstrations (judged on the last words): " + "; ".join(
