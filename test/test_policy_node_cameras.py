@@ -103,9 +103,11 @@ def test_no_camera_published_holds_and_says_so(base_like_checkpoint, probe):
         node.wait_for_output("no camera publishes: holding until one of camera1 "
                              "(/cameras/camera1/image_raw)")
         instruct(probe, TASK)
-        assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_HOLDING, 30)
-        assert latest_status(probe).message.startswith(
-            "no camera publishes (waiting on /cameras/camera1/image_raw")
+        # its status says so once joint_states have arrived too (before, it names both)
+        assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_HOLDING and
+                        latest_status(probe).message.startswith(
+                            "no camera publishes (waiting on /cameras/camera1/image_raw"), 30), \
+            latest_status(probe)
         assert all(len(c.points) == 1 for c in probe.messages("action_chunk"))  # holds only
     finally:
         feeder.stop()
