@@ -80,16 +80,16 @@ def main() -> int:
                         help="change-of-mind episodes (red, then blue); 0 = none")
     parser.add_argument("--switch-after", type=float, default=1.0,
                         help="seconds into the episode for the second instruction")
-    parser.add_argument("--switch-demos", type=int, default=0,
+    parser.add_argument("--switch-demos", type=int, default=4,
                         help="also K change-of-mind demonstrations each way (red then blue, blue then "
                              "red, the words changed --switch-after -/+ 0.3 s in: the expert turns to "
                              "the new cube), recorded with the task in force at each frame")
-    parser.add_argument("--demo-detour", type=float, default=0.0, metavar="M",
+    parser.add_argument("--demo-detour", type=float, default=0.03, metavar="M",
                         help="the expert first hovers over a point up to M metres off the cube, "
                              "then corrects (recovery demonstrations; sim_node expert_detour_m)")
     parser.add_argument("--sides", default="fixed", choices=("fixed", "random"))
     parser.add_argument("--seed", type=int, default=1000, help="eval scenes' seed (demos use 0)")
-    parser.add_argument("--time-limit", type=float, default=15.0)
+    parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--camera-fps", type=float, default=10.0)
     parser.add_argument("--image-size", default="128x96", help="the sim's cameras, WIDTHxHEIGHT")
     parser.add_argument("--no-video", action="store_true",
