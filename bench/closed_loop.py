@@ -87,6 +87,9 @@ def main() -> int:
     parser.add_argument("--demo-detour", type=float, default=0.03, metavar="M",
                         help="the expert first hovers over a point up to M metres off the cube, "
                              "then corrects (recovery demonstrations; sim_node expert_detour_m)")
+    parser.add_argument("--demo-miss-rate", type=float, default=0.0, metavar="P",
+                        help="this share of the demonstrations starts with a grasp 3 cm off the cube, "
+                             "then retries (sim_node expert_miss_rate)")
     parser.add_argument("--sides", default="fixed", choices=("fixed", "random"))
     parser.add_argument("--seed", type=int, default=1000, help="eval scenes' seed (demos use 0)")
     parser.add_argument("--time-limit", type=float, default=10.0)
@@ -115,7 +118,8 @@ def main() -> int:
                               *(["--vision-pixels", str(args.vision_pixels)] if args.vision_pixels else [])])
     record = ["smolvla-ros", "eval", "--expert", "--record", "--sides", args.sides,
               "--camera-fps", str(args.camera_fps), "--image-size", args.image_size, "--no-progress",
-              "--param", f"sim_node:expert_detour_m={args.demo_detour}"]
+              "--param", f"sim_node:expert_detour_m={args.demo_detour}",
+              "--param", f"sim_node:expert_miss_rate={args.demo_miss_rate}"]
     demos = work / "demos"
     times["record"] = sh([*record, "--episodes", str(args.demos), "--seed", "0", "--output", str(demos),
                           "--instruction", RED, "--instruction", BLUE])
@@ -170,7 +174,8 @@ def main() -> int:
 
     print(f"\nclosed loop ({'smoke' if args.smoke else 'full'}): {args.demos} demos per instruction"
           f"{f' + {args.switch_demos} change-of-mind demos each way' if args.switch_demos else ''}"
-          f"{f' (detours up to {args.demo_detour * 100:g} cm)' if args.demo_detour else ''}, "
+          f"{f' (detours up to {args.demo_detour * 100:g} cm)' if args.demo_detour else ''}"
+          f"{f' ({args.demo_miss_rate:.0%} start with a missed grasp)' if args.demo_miss_rate else ''}, "
           f"{args.size} SmolVLA{f' (vision input {args.vision_pixels} px)' if args.vision_pixels else ''}, "
           f"{args.steps} steps x batch {args.batch_size}, sides {args.sides}, "
           f"cameras front+wrist {args.image_size} at {args.camera_fps:g} Hz, "

@@ -18,7 +18,7 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
     work = tmp_path / "closed_loop"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "closed_loop.py"), "--smoke",
                              "--work", str(work), "--switch-demos", "1",
-                             "--demo-detour", "0.03"], env=ros_env(),
+                             "--demo-detour", "0.03", "--demo-miss-rate", "0.5"], env=ros_env(),
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     summary = json.loads((work / "summary.json").read_text())
@@ -30,6 +30,7 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
     assert demos["overall"]["successes"] == demos["overall"]["episodes"] == 2
     sim_parameters = yaml.safe_load((work / "demos" / "logs" / "sim_node.yaml").read_text())
     assert sim_parameters["/**"]["ros__parameters"]["expert_detour_m"] == 0.03  # with detours
+    assert sim_parameters["/**"]["ros__parameters"]["expert_miss_rate"] == 0.5  # and misses
     rates = summary["rates"]
     assert rates["demos_red_then_blue_0.7s"]["pick up the blue cube"]["successes"] == 1
     assert rates["demos_blue_then_red_0.7s"]["pick up the red cube"]["successes"] == 1

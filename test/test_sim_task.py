@@ -189,6 +189,44 @@ def test_with_a_detour_the_expert_hovers_off_the_cube_first_then_picks_it_up():
         arm.close()
 
 
+def test_after_a_missed_grasp_the_expert_opens_and_tries_again():
+    """Demonstrations of a retry: with miss_rate 1 the first grasp closes 3 cm beside the cube,
+    which stays on the table; the expert sees that when the lift ends, goes back over the cube
+    and lifts it with its second grasp. With miss_rate 0 it grasps once."""
+    from smolvla_ros.sim.arm import SimArm, SimConfig
+    from smolvla_ros.sim.expert import MISS_M, ScriptedExpert
+
+    arm = SimArm(SimConfig(seed=5, scene="two_cubes"))
+    try:
+        now = 100.0
+        for seed, cube, miss_rate in ((23, "red", 1.0), (24, "blue", 1.0), (23, "red", 0.0)):
+            arm.reset(seed=seed)
+            now += 10.0
+            arm.advance(now)
+            resting = arm.object_position(cube)
+            arm.expert = ScriptedExpert(arm, cube, miss_rate=miss_rate)
+            assert abs(arm.expert.miss[0]) == (MISS_M if miss_rate else 0.0)
+            highest_first_try = resting[2]
+            for _ in range(2000):
+                now += 0.01
+                arm.advance(now)
+                if arm.expert.tries == 1:
+                    highest_first_try = max(highest_first_try, arm.object_position(cube)[2])
+                if arm.expert.done:
+                    break
+            for _ in range(50):
+                now += 0.01
+                arm.advance(now)
+            assert arm.expert.tries == (2 if miss_rate else 1), (seed, cube)
+            if miss_rate:
+                assert highest_first_try - resting[2] < 0.005  # the first grasp missed
+            assert arm.object_position(cube)[2] - resting[2] > LIFTED_M, (seed, cube, miss_rate)
+        with pytest.raises(ValueError, match="miss_rate"):
+            ScriptedExpert(arm, "red", miss_rate=1.5)
+    finally:
+        arm.close()
+
+
 def test_the_expert_refuses_an_object_that_is_not_there(two_cubes):
     from smolvla_ros.sim.expert import ScriptedExpert
 

@@ -58,6 +58,9 @@ PARAMETERS = {
     "expert": (False, "start with the scripted expert demonstrating (as after start_expert)"),
     "expert_detour_m": (0.0, "the expert first hovers over a point up to this far off the cube "
                              "(seeded per scene), then corrects: demonstrations of recovery"),
+    "expert_miss_rate": (0.0, "the share of scenes (seeded) whose first expert grasp lands 3 cm "
+                              "off on purpose; it then retries, as after any grasp that did not "
+                              "lift the cube"),
     "reset_on_episode_reset": (True, "reset the scene when the recorder pauses between episodes"),
     "cube_pose_rate_hz": (10.0, "cube_pose rate"),
     "diagnostics_period_s": (1.0, "diagnostics period"),
@@ -72,6 +75,8 @@ class SimNode(Node):
         unknown = [name for name in self.p["cameras"] if name not in CAMERAS]
         if unknown:
             raise ValueError(f"unknown camera(s) {unknown}; the simulation has {list(CAMERAS)}")
+        if not 0.0 <= self.p["expert_miss_rate"] <= 1.0:
+            raise ValueError(f"expert_miss_rate is a share of scenes, 0..1: {self.p['expert_miss_rate']}")
         started = time.monotonic()
         self.arm = SimArm(SimConfig(seed=self.p["seed"], image_width=self.p["image_width"],
                                     image_height=self.p["image_height"],
@@ -183,7 +188,8 @@ class SimNode(Node):
         waits = len(self.arm.objects) > 1 and target is None
         with self.lock:
             self.arm.expert = (None if waits else
-                               ScriptedExpert(self.arm, target, self.p["expert_detour_m"]))
+                               ScriptedExpert(self.arm, target, self.p["expert_detour_m"],
+                                              self.p["expert_miss_rate"]))
         self._expert_reported = False
         message += ("; the scripted expert waits for an instruction that names a cube" if waits else
                     f"; the scripted expert demonstrates{f' picking up the {target} cube' if target else ''}")
