@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -220,17 +221,17 @@ def run(args: argparse.Namespace) -> int:
     size_text = args.image_size or ("x".join(map(str, SMOLVLA_BASE_IMAGE_SHAPE)) if base else "48x64")
     height, width = (int(v) for v in size_text.lower().split("x"))
     cameras = tuple(name.strip() for name in cameras_text.split(",") if name.strip())
+    size = "full" if args.full_size else args.size
     try:
         rename_map = parse_rename_map(args.rename_map)
         folder = make_test_checkpoint(args.folder, cameras, (height, width), args.seed,
-                                      args.full_size, rename_map, args.size, args.vision_pixels)
+                                      rename_map=rename_map, size=size, vision_pixels=args.vision_pixels)
     except ValueError as error:
         raise SystemExit(f"make-test-checkpoint: {error}") from None
-    size = "full-size" if args.full_size or args.size == "full" else args.size
     renamed = ", ".join(f"{source.removeprefix(IMAGE_PREFIX)} -> {target.removeprefix(IMAGE_PREFIX)}"
                         for source, target in rename_map.items())
     renamed = f"; rename map {renamed}" if renamed else ""
-    pixels = vlm_shape("full" if size == "full-size" else args.size, args.vision_pixels)["vision"]["image_size"]
-    print(f"{size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}, vision input "
+    pixels = json.loads((folder / "config.json").read_text())["resize_imgs_with_padding"][0]
+    print(f"{'full-size' if size == 'full' else size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}, vision input "
           f"{pixels}x{pixels}{renamed}) written to {folder}")
     return 0

@@ -48,6 +48,8 @@ class ScriptedExpert:
         """``target``: pick up and hold this object; None: pick-and-place the scene's cube.
         ``detour_m``: hover first over a point up to this far off the aim in x and y.
         ``miss_rate``: the share of scenes whose first grasp misses on purpose, then retries."""
+        # imported when used, as arm.py does (the package imports MuJoCo and gymnasium), so the
+        # phases this expert compares with are kept on the instance
         from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
         from lerobot_env_so101.scripted.pick_place import Phase, PickPlaceController
 
