@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--size", default="small", choices=("tiny", "small"), help="model size")
     parser.add_argument("--vision-pixels", type=int, default=None, metavar="N",
                         help="the vision encoder's input, NxN (make-test-checkpoint; small: 64)")
-    parser.add_argument("--steps", type=int, default=6000, help="training steps")
+    parser.add_argument("--steps", type=int, default=5000, help="training steps")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--episodes", type=int, default=20, help="eval episodes per instruction")
@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--demo-detour", type=float, default=0.03, metavar="M",
                         help="the expert first hovers over a point up to M metres off the cube, "
                              "then corrects (recovery demonstrations; sim_node expert_detour_m)")
-    parser.add_argument("--demo-miss-rate", type=float, default=0.0, metavar="P",
+    parser.add_argument("--demo-miss-rate", type=float, default=0.4, metavar="P",
                         help="this share of the demonstrations starts with a grasp 3 cm off the cube, "
                              "then retries (sim_node expert_miss_rate)")
     parser.add_argument("--sides", default="fixed", choices=("fixed", "random"))
