@@ -36,7 +36,7 @@ from smolvla_ros.nodes.common import (
 )
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
-from smolvla_ros.sim.expert import ScriptedExpert
+from smolvla_ros.sim.expert import ScriptedExpert, check_miss_rate
 from smolvla_ros.sim.scene import SCENES, SIDES
 from smolvla_ros.sim.task import TaskJudge, named_object
 from smolvla_ros.trajectory import TrajectoryError
@@ -75,8 +75,7 @@ class SimNode(Node):
         unknown = [name for name in self.p["cameras"] if name not in CAMERAS]
         if unknown:
             raise ValueError(f"unknown camera(s) {unknown}; the simulation has {list(CAMERAS)}")
-        if not 0.0 <= self.p["expert_miss_rate"] <= 1.0:
-            raise ValueError(f"expert_miss_rate is a share of scenes, 0..1: {self.p['expert_miss_rate']}")
+        check_miss_rate(self.p["expert_miss_rate"])
         started = time.monotonic()
         self.arm = SimArm(SimConfig(seed=self.p["seed"], image_width=self.p["image_width"],
                                     image_height=self.p["image_height"],

@@ -232,6 +232,6 @@ def run(args: argparse.Namespace) -> int:
                         for source, target in rename_map.items())
     renamed = f"; rename map {renamed}" if renamed else ""
     pixels = json.loads((folder / "config.json").read_text())["resize_imgs_with_padding"][0]
-    print(f"{'full-size' if size == 'full' else size} SmolVLA test checkpoint (random weights, cameras {', '.join(cameras)}, vision input "
-          f"{pixels}x{pixels}{renamed}) written to {folder}")
+    print(f"{'full-size' if size == 'full' else size} SmolVLA test checkpoint (random weights, "
+          f"cameras {', '.join(cameras)}, vision input {pixels}x{pixels}{renamed}) written to {folder}")
     return 0

@@ -42,6 +42,12 @@ MISS_M = 0.03  # a missed grasp lands this far off the aim in x: the jaws close 
 MAX_TRIES = 3  # grasps per demonstration
 
 
+def check_miss_rate(rate: float) -> None:
+    """A share of scenes; sim_node checks its parameter with this at start-up."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"expert_miss_rate is a share of scenes, 0..1: {rate}")
+
+
 class ScriptedExpert:
     def __init__(self, arm: SimArm, target: str | None = None, detour_m: float = 0.0,
                  miss_rate: float = 0.0):
@@ -58,8 +64,7 @@ class ScriptedExpert:
         self.arm = arm
         self.target = target
         self._object = target or arm.objects[0]
-        if not 0.0 <= miss_rate <= 1.0:
-            raise ValueError(f"miss_rate is a share of scenes, 0..1: {miss_rate}")
+        check_miss_rate(miss_rate)
         self._lifted = Phase.TRAVERSE  # the lift is done from here on: the grasp is checked
         self.controller = PickPlaceController(action_scale=DEFAULT_ACTION_SCALE)
         self._aiming = (Phase.HOVER, Phase.DESCEND)  # the phases that go for the grasp point
