@@ -31,6 +31,7 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
     sim_parameters = yaml.safe_load((work / "demos" / "logs" / "sim_node.yaml").read_text())
     assert sim_parameters["/**"]["ros__parameters"]["expert_detour_m"] == 0.03  # with detours
     assert sim_parameters["/**"]["ros__parameters"]["expert_miss_rate"] == 0.5  # and misses
+    assert sim_parameters["/**"]["ros__parameters"]["front_view"] == "workspace"  # the default here
     rates = summary["rates"]
     assert rates["demos_red_then_blue_0.7s"]["pick up the blue cube"]["successes"] == 1
     assert rates["demos_blue_then_red_0.7s"]["pick up the red cube"]["successes"] == 1
@@ -49,6 +50,7 @@ def test_closed_loop_smoke_runs_every_stage(tmp_path):
         report = json.loads((work / f"eval_{run}" / "report.json").read_text())
         assert all(e["chunks"] > 0 for e in report["episodes"]), run  # the policy drove the arm
         assert report["setup"]["camera_fps"] == 10.0 and report["setup"]["image_size"] == "128x96"
+        assert report["setup"]["front_view"] == "workspace"  # the demonstrations' camera
     # the same seeded scenes with the words swapped
     trained_seeds = [e["seed"] for e in json.loads((work / "eval_trained" / "report.json").read_text())["episodes"]]
     swapped_seeds = [e["seed"] for e in json.loads((work / "eval_swapped" / "report.json").read_text())["episodes"]]

@@ -66,6 +66,40 @@ def test_cameras_render_the_scene(arm):
         arm.render("top")
 
 
+def _red_cube_in_front_view(arm, x: float, y: float) -> np.ndarray:
+    """The rows and columns of the red cube's pixels with the cube moved to (x, y)."""
+    import mujoco
+
+    arm.data.jnt("block").qpos[:2] = (x, y)
+    mujoco.mj_forward(arm.model, arm.data)
+    image = arm.render("front").astype(int)
+    red = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
+    return np.argwhere(red)
+
+
+def test_the_workspace_front_view_sees_the_cubes_range_sharper():
+    from smolvla_ros.sim.arm import SimArm, SimConfig
+    from smolvla_ros.sim.scene import TWO_CUBE_X, TWO_CUBE_Y
+
+    spans, widths = {}, {}
+    for view in ("scene", "workspace"):
+        arm = SimArm(SimConfig(scene="two_cubes", front_view=view, random_cube=False))
+        try:
+            corners = {(x, y): _red_cube_in_front_view(arm, x, y)
+                       for x in TWO_CUBE_X for y in (TWO_CUBE_Y[1], -TWO_CUBE_Y[1])}
+        finally:
+            arm.close()
+        for (x, y), pixels in corners.items():  # whole and inside the frame at every corner
+            assert len(pixels) > 30, (view, x, y)
+            assert pixels.min() > 0 and pixels[:, 0].max() < 95 and pixels[:, 1].max() < 127, (view, x, y)
+        near, far = corners[(TWO_CUBE_X[0], TWO_CUBE_Y[1])], corners[(TWO_CUBE_X[1], TWO_CUBE_Y[1])]
+        spans[view] = abs(far[:, 0].mean() - near[:, 0].mean())  # rows the x range spans
+        widths[view] = np.ptp(near[:, 1]) + 1
+    assert spans["workspace"] > 2 * spans["scene"] and widths["workspace"] > 1.5 * widths["scene"]
+    with pytest.raises(ValueError, match="front_view 'top'"):
+        SimArm(SimConfig(front_view="top"))
+
+
 def test_scripted_expert_demonstration_is_recorded_and_converts(tmp_path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
