@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from smolvla_ros.sim.arm import FRONT_VIEWS
+
 RED, BLUE = "pick up the red cube", "pick up the blue cube"
 
 
@@ -51,7 +53,8 @@ def eval_command(args, policy: list[str], output: Path, episodes: int, instructi
     command = ["smolvla-ros", "eval", "--robot", "sim", *policy, "--episodes", str(episodes),
                "--sides", args.sides, "--seed", str(args.seed), "--time-limit", str(args.time_limit),
                "--camera-fps", str(args.camera_fps), "--image-size", args.image_size,
-               "--front-view", args.front_view, "--output", str(output), "--no-progress" if args.smoke else "--video", *extra]
+               "--front-view", args.front_view, "--output", str(output),
+               "--no-progress" if args.smoke else "--video", *extra]
     for text in instructions:
         command += ["--instruction", text]
     return command
@@ -95,7 +98,7 @@ def main() -> int:
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--camera-fps", type=float, default=10.0)
     parser.add_argument("--image-size", default="128x96", help="the sim's cameras, WIDTHxHEIGHT")
-    parser.add_argument("--front-view", default="workspace", choices=("scene", "workspace"),
+    parser.add_argument("--front-view", default="workspace", choices=FRONT_VIEWS,
                         help="the sim's front camera (sim_node's front_view)")
     parser.add_argument("--no-video", action="store_true",
                         help="convert the cameras to lossless PNG frames instead of video (lerobot-train "
@@ -120,7 +123,8 @@ def main() -> int:
                               *(["--vision-pixels", str(args.vision_pixels)] if args.vision_pixels else [])])
     record = ["smolvla-ros", "eval", "--expert", "--record", "--sides", args.sides,
               "--camera-fps", str(args.camera_fps), "--image-size", args.image_size,
-              "--front-view", args.front_view, "--no-progress", "--param", f"sim_node:expert_detour_m={args.demo_detour}",
+              "--front-view", args.front_view, "--no-progress",
+              "--param", f"sim_node:expert_detour_m={args.demo_detour}",
               "--param", f"sim_node:expert_miss_rate={args.demo_miss_rate}"]
     demos = work / "demos"
     times["record"] = sh([*record, "--episodes", str(args.demos), "--seed", "0", "--output", str(demos),
