@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from smolvla_ros.sim.arm import FRONT_VIEWS
+from smolvla_ros.sim.views import FRONT_VIEWS
 
 RED, BLUE = "pick up the red cube", "pick up the blue cube"
 

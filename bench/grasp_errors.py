@@ -21,9 +21,10 @@ import argparse
 import numpy as np
 
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
-from smolvla_ros.sim.arm import CONTROL_PERIOD_S, FRONT_VIEWS, SimArm, SimConfig
+from smolvla_ros.sim.arm import CONTROL_PERIOD_S, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert
 from smolvla_ros.sim.task import SUCCEEDED, TaskJudge
+from smolvla_ros.sim.views import FRONT_VIEWS
 from smolvla_ros.trajectory import make_trajectory
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 

