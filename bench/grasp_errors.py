@@ -30,12 +30,12 @@ from smolvla_ros.units import SO101_JOINTS, ArmUnits
 
 GRIPPER = SO101_JOINTS.index("gripper")
 CLOSING_RAD = 0.0  # the gripper command crossing this downwards is a grasp (open 0.84, shut -1.08)
+UNITS = ArmUnits(MOCK_CALIBRATION)  # robot_id:=mock, what policy_node converts with for the sim
 
 
 def rollout(arm: SimArm, runtime, task: str, cube: str, start: float, args) -> tuple[bool, list, float]:
     """One episode from simulated time ``start`` (after the last one's end: the arm's physics
     clock only runs forward); (success, [[seconds, dx, dy, dz] per grasp], end time)."""
-    units = ArmUnits(MOCK_CALIBRATION)
     now = start
     arm.advance(now)
     judge = TaskJudge(arm.objects)
@@ -46,9 +46,9 @@ def rollout(arm: SimArm, runtime, task: str, cube: str, start: float, args) -> t
     while now < start + args.time_limit and judge.result.state != SUCCEEDED:
         if runtime is not None and executed >= args.execute:
             images = {name: arm.render(name) for name in runtime.camera_names}
-            chunk = runtime.infer(images, units.radians_to_lerobot(arm.positions), task)
+            chunk = runtime.infer(images, UNITS.radians_to_lerobot(arm.positions), task)
             times = np.arange(len(chunk)) / args.fps
-            arm.submit(make_trajectory(SO101_JOINTS, now, times, units.lerobot_chunk_to_radians(chunk),
+            arm.submit(make_trajectory(SO101_JOINTS, now, times, UNITS.lerobot_chunk_to_radians(chunk),
                                        SO101_JOINTS), now)
             executed = 0
         for _ in range(round(1.0 / args.fps / CONTROL_PERIOD_S)):
@@ -57,7 +57,7 @@ def rollout(arm: SimArm, runtime, task: str, cube: str, start: float, args) -> t
             judge.update(arm.object_positions, now)
             previous, command = command, arm.targets[GRIPPER]
             if previous > CLOSING_RAD >= command:
-                offset = arm.data.site_xpos[arm.model.site("gripperframe").id] - arm.object_position(cube)
+                offset = arm.jaw_position() - arm.object_position(cube)
                 grasps.append([round(now - start, 2), *np.round(offset * 1000, 1).tolist()])
         executed += 1
     arm.expert = None

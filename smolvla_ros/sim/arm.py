@@ -56,7 +56,8 @@ def _place_camera(model, name: str, position, target, fovy: float) -> None:
     """Moves the model's camera ``name`` to ``position``, looking at ``target``, upright."""
     import mujoco
 
-    forward = np.subtract(target, position) / np.linalg.norm(np.subtract(target, position))
+    forward = np.subtract(target, position)
+    forward /= np.linalg.norm(forward)
     right = np.cross(forward, (0.0, 0.0, 1.0))
     right /= np.linalg.norm(right)
     # a MuJoCo camera looks along its -z axis with +y up
@@ -138,6 +139,10 @@ class SimArm:
     def object_position(self, name: str) -> np.ndarray:
         """Centre of the named object (``cube``, ``red``, ``blue``), world metres."""
         return self.data.geom_xpos[self._object_geoms[name]].copy()
+
+    def jaw_position(self) -> np.ndarray:
+        """The jaw frame (the model's ``gripperframe`` site), world metres."""
+        return self.data.site_xpos[self._site].copy()
 
     @property
     def object_positions(self) -> dict[str, np.ndarray]:
