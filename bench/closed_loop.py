@@ -90,9 +90,10 @@ def main() -> int:
     parser.add_argument("--demo-detour", type=float, default=0.03, metavar="M",
                         help="the expert first hovers over a point up to M metres off the cube, "
                              "then corrects (recovery demonstrations; sim_node expert_detour_m)")
-    parser.add_argument("--demo-miss-rate", type=float, default=0.4, metavar="P",
+    parser.add_argument("--demo-miss-rate", type=float, default=0.0, metavar="P",
                         help="this share of the demonstrations starts with a grasp 3 cm off the cube, "
-                             "then retries (sim_node expert_miss_rate)")
+                             "then retries (sim_node expert_miss_rate); off: the policy learned to "
+                             "miss as often (README)")
     parser.add_argument("--sides", default="fixed", choices=("fixed", "random"))
     parser.add_argument("--seed", type=int, default=1000, help="eval scenes' seed (demos use 0)")
     parser.add_argument("--time-limit", type=float, default=10.0)

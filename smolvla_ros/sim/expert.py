@@ -26,7 +26,9 @@ It checks its grasp when the lift ends: if the cube did not come up, it opens, g
 the cube where it lies now and tries again (up to ``MAX_TRIES`` grasps). With ``miss_rate`` that
 share of scenes (drawn, seeded) starts with a grasp aimed ``MISS_M`` off in x on purpose, so the
 demonstrations show a missed grasp and its retry: a policy that closed its jaws beside the cube
-had never seen what to do next, and held its empty jaws in the air.
+had never seen what to do next, and held its empty jaws in the air. It is off by default: a
+policy trained with 40 % missed first grasps missed about as often itself (the scene does not
+say which grasp is meant to miss), and one trained without them did better (README).
 """
 
 from __future__ import annotations
