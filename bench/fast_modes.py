@@ -13,6 +13,8 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
     int8                     dynamic int8 quantisation of their Linear layers (CPU, float32)
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
     compile                  torch.compile of the vision encoder
+    static                   the denoising loop on a static KV cache (exact: LeRobot's actions)
+    cudagraph                that loop replayed as one CUDA graph (CUDA only)
 
 The test checkpoints have random weights: a trained checkpoint (--policy-path) may deviate
 otherwise. Printed, not asserted:
@@ -41,7 +43,8 @@ from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.units import SO101_JOINTS
 
 TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold the cloth")
-DEFAULT_MODES = ("float32", "bfloat16", "float32,int8", "float32,compile", "float32,steps=5",
+DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16", "bfloat16,cudagraph",
+                 "bfloat16,compile,cudagraph", "float32,int8", "float32,compile", "float32,steps=5",
                  "bfloat16,steps=5", "bfloat16,steps=3", "bfloat16,compile,steps=5")
 
 
@@ -120,6 +123,10 @@ def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
             config.quantize = "int8"
         elif part == "compile":
             config.compile = True
+        elif part == "static":
+            config.static_cache = True
+        elif part == "cudagraph":
+            config.cuda_graph = True
         elif part.startswith("steps="):
             config.num_steps = int(part.split("=", 1)[1])
         else:
@@ -133,15 +140,24 @@ class StageClock:
     embed_prefix (the vision encoder on every camera, and the token embeddings), the VLM's
     prefix pass that fills the KV cache (sample_actions less the rest), the action expert's
     flow-matching steps (denoise_step, all of them), and what is left: LeRobot's pre- and
-    post-processing."""
+    post-processing. With the static cache (policy.static_expert) the steps are its loop, and
+    its once-per-chunk projections of the prefix count to the VLM prefix."""
 
     NAMES = ("vision+embed", "VLM prefix", "expert steps", "processing")
 
     def __init__(self, model, device: str):
         self.device = device
+        from smolvla_ros.policy.static_expert import StaticExpert
+
         self.spent = {"embed_prefix": 0.0, "sample_actions": 0.0, "denoise_step": 0.0}
-        for name in self.spent:
+        steps_owner, steps_method = model, "denoise_step"
+        static = getattr(model.sample_actions, "__self__", None)  # installed over LeRobot's
+        if isinstance(static, StaticExpert):
+            steps_owner, steps_method = static, "_replay" if static.cuda_graph else "_denoise"
+        for name in ("embed_prefix", "sample_actions"):
             setattr(model, name, self._timed(getattr(model, name), name))
+        setattr(steps_owner, steps_method,
+                self._timed(getattr(steps_owner, steps_method), "denoise_step"))
 
     def _timed(self, method, name):
         def timed(*args, **kwargs):
@@ -246,7 +262,9 @@ def main() -> None:
               f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads", flush=True)
         for device in devices:
             reference, reference_s, reference_stages = lerobot_reference(checkpoint, device, obs)
-            modes = args.mode or [m for m in DEFAULT_MODES if "int8" not in m or device == "cpu"]
+            modes = args.mode or [m for m in DEFAULT_MODES
+                                  if ("int8" not in m or device == "cpu")
+                                  and ("cudagraph" not in m or device.startswith("cuda"))]
             rows = [run_mode(parse_mode(mode, checkpoint, device), obs) for mode in modes]
             report(device, reference, reference_s, reference_stages, [r for r in rows if r])
 

@@ -131,8 +131,8 @@ def _cpu_flags() -> set[str]:
 
 
 def check_fast_modes() -> Check:
-    """Which of policy_node's opt-in speed-ups (dtype, quantize, compile, num_steps) this
-    machine runs natively; README "Inference modes" has their measured speed and deviation."""
+    """Which of policy_node's opt-in speed-ups (dtype, quantize, compile, num_steps,
+    static_cache, cuda_graph) this machine runs natively; README "Inference modes" has their measured speed and deviation."""
     if _import_error("torch"):
         return Check("fast modes", WARN, "unknown: torch does not import")
     import importlib.util
@@ -141,8 +141,9 @@ def check_fast_modes() -> Check:
     import torch
 
     flags = _cpu_flags()
-    modes = ["num_steps"]
+    modes = ["num_steps", "static_cache"]
     if torch.cuda.is_available():
+        modes.append("cuda_graph")
         if torch.cuda.is_bf16_supported():
             modes.append("dtype bfloat16 (CUDA)")
         if importlib.util.find_spec("triton"):

@@ -20,6 +20,9 @@ def test_doctor_passes_in_set_up_environment():
     assert lines[-1] == "doctor: all checks passed"
     fast = next(line for line in lines if line[7:].startswith("fast modes"))
     assert "num_steps" in fast and "quantize int8" in fast  # every x86 torch build has fbgemm
+    import torch
+
+    assert "static_cache" in fast and ("cuda_graph" in fast) == torch.cuda.is_available()
 
 
 def test_doctor_fails_with_a_clear_line_when_rclpy_cannot_be_imported(tmp_path):

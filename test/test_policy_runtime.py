@@ -202,10 +202,73 @@ def test_compiled_model_gives_the_eager_actions(tiny_checkpoint, runtime):
         np.testing.assert_allclose(ours, eager, rtol=0, atol=1e-3)  # fused kernels round otherwise
 
 
+@pytest.mark.parametrize("fixture, cameras_left_out, num_steps", [
+    ("tiny_checkpoint", (), 0),
+    ("base_like_checkpoint", ("camera3",), 4),  # smolvla_base's features, a camera missing
+    ("finetuned_checkpoint", (), 0),  # its saved rename map: front -> camera1, wrist -> camera2
+])
+def test_static_cache_gives_lerobots_actions_exactly(request, fixture, cameras_left_out, num_steps):
+    from smolvla_ros.policy.static_expert import StaticExpert
+
+    checkpoint = request.getfixturevalue(fixture)
+    static = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), static_cache=True,
+                                               num_steps=num_steps))
+    assert static.mode == f"float32, {num_steps or 10} steps, static cache"
+    assert isinstance(static.policy.model.sample_actions.__self__, StaticExpert)  # our loop runs
+    rng = np.random.default_rng(3)
+    for seed in (7, 8):  # the second chunk reuses nothing stale from the first
+        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                  for name in static.camera_names if name not in cameras_left_out}
+        state = rng.normal(size=6) * 20
+        ours = static.infer(images, state, "pick up the cube", noise=static.make_noise(seed))
+        fed = {static._image_key[name].removeprefix("observation.images."): image
+               for name, image in images.items()}  # as a LeRobot user feeds them
+        theirs = lerobot_direct(checkpoint, fed, state, "pick up the cube",
+                                static.make_noise(seed), num_steps=num_steps or None)
+        np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+
+
+@pytest.mark.parametrize("changes", [{"dtype": "bfloat16"}, {"quantize": "int8"}])
+def test_static_cache_changes_nothing_in_the_other_modes(tiny_checkpoint, changes):
+    images, state = observation()
+    chunks = []
+    for static_cache in (False, True):
+        runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=static_cache,
+                                                    **changes))
+        chunks.append(runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7)))
+    np.testing.assert_array_equal(chunks[1], chunks[0])
+
+
+def test_static_cache_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpoint):
+    images, state = observation()
+    chunks = []
+    for static_cache in (False, True):  # RTC guidance needs autograd through LeRobot's steps
+        runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=static_cache))
+        runtime.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
+        old = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(1))
+        chunks.append(runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(2),
+                                    rtc_prefix=runtime.last_model_actions[20:30], rtc_delay=3))
+    np.testing.assert_array_equal(chunks[1], chunks[0])
+    assert not np.array_equal(chunks[1], old)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint):
+    graphed = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda", cuda_graph=True))
+    eager = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda"))
+    assert graphed.mode == "float32, 10 steps, CUDA graph"
+    for seed in (7, 8, 9):  # captured on the first chunk, replayed after
+        images, state = observation(seed)
+        ours = graphed.infer(images, state, "pick up the cube", noise=graphed.make_noise(seed))
+        theirs = eager.infer(images, state, "pick up the cube", noise=eager.make_noise(seed))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # GPU kernels' own rounding
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"quantize": "int4"}, "quantize 'int4': expected none or int8"),
     ({"quantize": "int8", "dtype": "bfloat16"}, "quantize int8 runs float32 models on the CPU"),
     ({"num_steps": -1}, "num_steps -1: expected 0"),
+    ({"cuda_graph": True, "device": "cpu"}, "cuda_graph needs a CUDA device, not 'cpu'"),
 ])
 def test_bad_speed_ups_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):

@@ -7,7 +7,9 @@ LeRobot, the same observation, instruction and noise therefore give LeRobot's ow
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
 own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps`` and
 ``compile`` are opt-in departures from LeRobot (bench/fast_modes.py measures how far each
-goes, and how much faster). This module only chooses the device and those modes, names
+goes, and how much faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our
+way (smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's order: on the CPU
+its actions equal LeRobot's exactly. This module only chooses the device and those modes, names
 the cameras (smolvla_ros.policy.cameras), makes moved or offline checkpoints loadable, and
 reports what it did.
 """
@@ -48,6 +50,10 @@ class PolicyRuntimeConfig:
     num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
     quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
     compile: bool = False  # torch.compile the vision encoder
+    # Exact (LeRobot's actions): the denoising loop on a static KV cache (policy.static_expert);
+    # cuda_graph also replays that loop as one CUDA graph (CUDA only).
+    static_cache: bool = False
+    cuda_graph: bool = False
 
 
 DTYPES = ("float32", "bfloat16")
@@ -157,7 +163,8 @@ class PolicyRuntime:
         self.load_time_s = time.perf_counter() - started
 
     def _apply_speed_ups(self, config: PolicyRuntimeConfig) -> None:
-        """dtype, num_steps, quantize, compile: see PolicyRuntimeConfig. ``mode`` names them."""
+        """dtype, num_steps, quantize, compile, static_cache, cuda_graph: see
+        PolicyRuntimeConfig. ``mode`` names them."""
         import torch
 
         if config.quantize not in QUANTIZE:
@@ -167,6 +174,8 @@ class PolicyRuntime:
                                   f"device cpu), not {self.dtype} on {self.device}")
         if config.num_steps < 0:
             raise PolicyLoadError(f"num_steps {config.num_steps}: expected 0 (the checkpoint's) or more")
+        if config.cuda_graph and not self.device.startswith("cuda"):
+            raise PolicyLoadError(f"cuda_graph needs a CUDA device, not '{self.device}'")
         model = self.policy.model
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
@@ -193,12 +202,18 @@ class PolicyRuntime:
             # the same square). Not the VLM + expert: LeRobot calls their forward as a method
             # with a KV-cache object, and compiled so, it recompiled on every chunk (11 s).
             model.vlm_with_expert.get_vlm_model().vision_model.compile(dynamic=False)
+        if config.static_cache or config.cuda_graph:
+            from smolvla_ros.policy.static_expert import StaticExpert
+
+            StaticExpert(model, cuda_graph=config.cuda_graph).install()
         parts = [self.dtype]
         if config.quantize != "none":
             parts.append(f"{config.quantize} linear")
         parts.append(f"{self.policy.config.num_steps} steps")
         if config.compile:
             parts.append("vision compiled")
+        if config.static_cache or config.cuda_graph:
+            parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self.mode = ", ".join(parts)
 
     def token_count(self, task: str) -> int:
