@@ -23,3 +23,19 @@ def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
     assert float(rows["float32, 10 steps"][2]) == 0.0  # PolicyRuntime in float32 is LeRobot's call
     assert all(float(row[2]) > 0 for mode, row in rows.items() if mode != "float32, 10 steps")
     assert "where each mode's time goes" in result.stdout
+
+
+def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32():
+    """The venv has neither ONNX Runtime nor OpenVINO (not dependencies): they are reported
+    missing and the torch variants still run."""
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "vision_runtimes.py"), "--rounds", "2"],
+        env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {m.group(1): m.groups()[1:] for m in re.finditer(
+        r"^  (torch \w+|ORT \w+|OV \w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)", result.stdout,
+        re.MULTILINE)}
+    assert {"torch fp32", "torch bf16", "torch int8"} <= set(rows)
+    assert float(rows["torch fp32"][3]) == 0.0 and float(rows["torch bf16"][3]) > 0
+    if "ORT fp32" not in rows:
+        assert "not installed" in result.stdout
