@@ -79,7 +79,7 @@ def exercise() -> None:
         checkpoint = str(make_test_checkpoint(Path(folder) / "ckpt"))
         obs = fast_modes["observations"](1, 48, 64)
         fast_modes["lerobot_reference"](checkpoint, "cpu", obs)
-        fast_modes["run_mode"](fast_modes["parse_mode"]("float32", checkpoint, "cpu"), obs)
+        fast_modes["run_mode"](fast_modes["parse_mode"]("float32,static", checkpoint, "cpu"), obs)
 
 
 def missing_distributions() -> list[importlib.metadata.Distribution]:
@@ -131,7 +131,8 @@ def check() -> int:
                 if source.exists() and not (stack / top).exists():
                     (stack / top).symlink_to(source)
         command = [sys.executable, "-S", str(REPO / "bench" / "fast_modes.py"), "--observations",
-                   "2", "--mode", "float32", "--mode", "bfloat16,steps=5", "--image-size", "48x64"]
+                   "2", "--mode", "float32", "--mode", "bfloat16,steps=5", "--mode", "float32,static",
+                   "--image-size", "48x64"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (installed, REPO, stack)))}
         print("check: fast_modes.py on the tiny model, seeing only the wheels and a torch stack",
               flush=True)
