@@ -252,16 +252,57 @@ def test_static_cache_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpoint
     assert not np.array_equal(chunks[1], old)
 
 
+def test_a_padded_prefix_changes_lerobots_actions_by_rounding_only(tiny_checkpoint):
+    """What a CUDA graph runs: the prefix padded (masked) to a multiple of 64, so that
+    instructions of other lengths and a missing camera reuse a capture."""
+    from smolvla_ros.policy.static_expert import StaticExpert
+
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    StaticExpert(runtime.policy.model, prefix_bucket=64).install()
+    images, state = observation()
+    for task, cameras in (("pick up the cube", ("front", "wrist")),
+                          ("put the red block in the blue box please", ("front",))):
+        shown = {name: images[name] for name in cameras}
+        ours = runtime.infer(shown, state, task, noise=runtime.make_noise(7))
+        theirs = lerobot_direct(tiny_checkpoint, shown, state, task, runtime.make_noise(7))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # degrees
+
+
+def test_a_failed_capture_runs_the_loop_eagerly_and_says_so(tiny_checkpoint):
+    if torch.cuda.is_available():
+        pytest.skip("this machine can capture CUDA graphs")
+    from smolvla_ros.policy.static_expert import StaticExpert
+
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    expert = StaticExpert(runtime.policy.model, cuda_graph=True, prefix_bucket=0)
+    expert.install()
+    images, state = observation()
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert expert.capture_error and not expert.cuda_graph  # not retried on the next chunk
+    theirs = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", runtime.make_noise(7))
+    np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint):
-    graphed = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda", cuda_graph=True))
-    eager = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda"))
-    assert graphed.mode == "float32, 10 steps, CUDA graph"
-    for seed in (7, 8, 9):  # captured on the first chunk, replayed after
-        images, state = observation(seed)
-        ours = graphed.infer(images, state, "pick up the cube", noise=graphed.make_noise(seed))
-        theirs = eager.infer(images, state, "pick up the cube", noise=eager.make_noise(seed))
-        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # GPU kernels' own rounding
+    for dtype in ("float32", "bfloat16"):
+        graphed = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda",
+                                                    dtype=dtype, cuda_graph=True))
+        eager = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda", dtype=dtype))
+        assert graphed.mode == f"{dtype}, 10 steps, CUDA graph"
+        # Captured on the first chunk; other lengths, a missing camera, then back to the first.
+        for seed, task, cameras in ((7, "pick up the cube", ("front", "wrist")),
+                                    (8, "put the red block in the blue box please", ("front", "wrist")),
+                                    (9, "pick up the cube", ("wrist",)),
+                                    (10, "pick up the cube", ("front", "wrist"))):
+            images, state = observation(seed)
+            shown = {name: images[name] for name in cameras}
+            ours = graphed.infer(shown, state, task, noise=graphed.make_noise(seed))
+            theirs = eager.infer(shown, state, task, noise=eager.make_noise(seed))
+            # GPU kernels' own rounding (and bfloat16's, which the padding reorders)
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3 if dtype == "float32" else 0.5)
+        assert graphed.mode == f"{dtype}, 10 steps, CUDA graph"  # no capture failed
 
 
 @pytest.mark.parametrize("changes, message", [

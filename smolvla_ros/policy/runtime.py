@@ -202,10 +202,15 @@ class PolicyRuntime:
             # the same square). Not the VLM + expert: LeRobot calls their forward as a method
             # with a KV-cache object, and compiled so, it recompiled on every chunk (11 s).
             model.vlm_with_expert.get_vlm_model().vision_model.compile(dynamic=False)
-        if config.static_cache or config.cuda_graph:
+        self._static_expert = None
+        if config.static_cache or config.cuda_graph:  # last: it must see the final weights
             from smolvla_ros.policy.static_expert import StaticExpert
 
-            StaticExpert(model, cuda_graph=config.cuda_graph).install()
+            try:
+                self._static_expert = StaticExpert(model, cuda_graph=config.cuda_graph)
+            except ValueError as error:
+                raise PolicyLoadError(str(error)) from None
+            self._static_expert.install()
         parts = [self.dtype]
         if config.quantize != "none":
             parts.append(f"{config.quantize} linear")
@@ -214,7 +219,14 @@ class PolicyRuntime:
             parts.append("vision compiled")
         if config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
-        self.mode = ", ".join(parts)
+        self._mode = ", ".join(parts)
+
+    @property
+    def mode(self) -> str:
+        """The modes in force, e.g. ``bfloat16, 5 steps, CUDA graph``; a failed capture says so."""
+        if self._static_expert is not None and self._static_expert.capture_error:
+            return f"{self._mode} (capture failed: static cache, eager)"
+        return self._mode
 
     def token_count(self, task: str) -> int:
         """Tokens the instruction takes, counted as the preprocessor will tokenize it."""

@@ -16,27 +16,39 @@ A step then calls LeRobot's own modules and functions in LeRobot's order (the ex
 norms, projections and MLPs, ``apply_rope``, ``eager_attention_forward``), so on the CPU the
 actions equal LeRobot's bit for bit (test_policy_runtime compares them).
 
-With fixed shapes and no host work left in it, the loop can be captured as a CUDA graph once
-per prefix shape and replayed per chunk. That removes the kernel launches (~30 per expert
-layer and step, thousands per chunk), which is what bounds a small model on a GPU. The prefix
-and vision encoder stay eager. The CUDA path needs a GPU to run, and bench/gpu_bundle.py
-carries it to one; on the CPU the same loop runs eagerly.
+With fixed shapes and no host work left in it, the loop can be captured as a CUDA graph and
+replayed per chunk. That removes the kernel launches (~30 per expert layer and step,
+thousands per chunk), which is what bounds a small model on a GPU. The prefix and vision
+encoder stay eager. The prefix is as long as the instruction's tokens (LeRobot pads them to
+the longest in the batch), so for a graph it is padded, masked out, to a multiple of
+``prefix_bucket``: one or two captures per set of cameras, not one per instruction length.
+Masked keys get zero weight, so padding changes the result by rounding only. The CUDA path
+needs a GPU to run, and bench/gpu_bundle.py carries it to one. On the CPU the same loop runs
+eagerly, the padding included where asked (tests).
 """
 
 from __future__ import annotations
+
+import threading
+import warnings
 
 import torch
 
 
 class StaticExpert:
-    """Replaces ``policy.model.sample_actions`` (same arguments, same result) when installed."""
+    """Replaces ``policy.model.sample_actions`` (same arguments, same result) when installed.
 
-    def __init__(self, model, cuda_graph: bool = False):
+    Install it after every cast, quantisation or move of the model: a captured graph reads
+    the weights where they were at capture. Not reentrant, like LeRobot's policy."""
+
+    def __init__(self, model, cuda_graph: bool = False, prefix_bucket: int | None = None):
         from lerobot.policies.smolvla.smolvlm_with_expert import apply_rope
 
         self.model = model
         self.lerobot_sample_actions = model.sample_actions  # the bound method, for RTC
         self.cuda_graph = cuda_graph
+        self.prefix_bucket = (64 if cuda_graph else 0) if prefix_bucket is None else prefix_bucket
+        self.capture_error = ""  # why the CUDA graph could not be used; the loop then runs eagerly
         self._apply_rope = apply_rope
         vlm_with_expert = model.vlm_with_expert
         self._expert_layers = vlm_with_expert.get_model_layers(
@@ -45,22 +57,33 @@ class StaticExpert:
         self._self_attn = [("cross" not in vlm_with_expert.attention_mode
                             or (every > 0 and index % every == 0))
                            for index in range(vlm_with_expert.num_vlm_layers)]
+        if any(attend and layer is None for attend, layer in zip(self._self_attn, self._expert_layers)):
+            # LeRobot's own loop fails on these (torch.cat of nothing); do not pretend otherwise.
+            raise ValueError("static_cache: a self-attention layer of this model has no expert "
+                             "layer, which LeRobot's SmolVLA cannot run either")
         self._head_dim = vlm_with_expert.vlm.config.text_config.head_dim
         self._graphs: dict[tuple, tuple] = {}
+        self._time_embs: dict[tuple, list[torch.Tensor]] = {}
+        self._lock = threading.Lock()
 
     def install(self) -> None:
         self.model.sample_actions = self.sample_actions
 
     def sample_actions(self, images, img_masks, lang_tokens, lang_masks, state, noise=None,
                        **kwargs):
-        """LeRobot's ``sample_actions``; RTC guidance (autograd through the steps) and a
-        policy without a cache take LeRobot's own loop."""
-        from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
-
+        """LeRobot's ``sample_actions``. RTC guidance (autograd through the steps) and a
+        policy without a cache take LeRobot's own loop, in the caller's grad mode."""
         model = self.model
         if model._rtc_enabled() or not model.config.use_cache:
             return self.lerobot_sample_actions(images, img_masks, lang_tokens, lang_masks, state,
                                                noise=noise, **kwargs)
+        with torch.no_grad():  # as under predict_action_chunk, whoever calls
+            return self._sample(images, img_masks, lang_tokens, lang_masks, state, noise)
+
+    def _sample(self, images, img_masks, lang_tokens, lang_masks, state, noise):
+        from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
+
+        model = self.model
         if noise is None:
             noise = model.sample_noise(
                 (state.shape[0], model.config.chunk_size, model.config.max_action_dim), state.device)
@@ -73,7 +96,8 @@ class StaticExpert:
         constants = self._constants(cache, prefix_pad_masks)
         if not self.cuda_graph:
             return self._denoise(constants, noise)
-        return self._replay(constants, noise)
+        with self._lock:
+            return self._replay(constants, noise)
 
     def _constants(self, cache, prefix_pad_masks) -> dict[str, torch.Tensor]:
         """Everything a step reads that does not change between steps, as LeRobot's
@@ -82,8 +106,12 @@ class StaticExpert:
         from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
 
         model, config = self.model, self.model.config
-        batch, prefix_len = prefix_pad_masks.shape
+        batch, real_len = prefix_pad_masks.shape
         chunk, device = config.chunk_size, prefix_pad_masks.device
+        prefix_len = -(-real_len // self.prefix_bucket) * self.prefix_bucket if self.prefix_bucket \
+            else real_len  # the keys past real_len are zeros, masked out
+        if prefix_len > real_len:
+            prefix_pad_masks = torch.nn.functional.pad(prefix_pad_masks, (0, prefix_len - real_len))
         suffix_pad_masks = torch.ones(batch, chunk, dtype=torch.bool, device=device)
         suffix_att_masks = torch.ones(batch, chunk, dtype=torch.float32, device=device)
         constants = {
@@ -96,21 +124,28 @@ class StaticExpert:
         position_ids = constants["position_ids"]
         constants["expert_position_ids"] = (
             position_ids - torch.min(position_ids, dim=1, keepdim=True).values)
-        dt = -1.0 / config.num_steps
-        for step in range(config.num_steps):
-            time = torch.tensor(1.0 + step * dt, dtype=torch.float32, device=device).expand(batch)
-            constants[f"time_emb{step}"] = create_sinusoidal_pos_embedding(
-                time, model.vlm_with_expert.expert_hidden_size, config.min_period,
-                config.max_period, device=device).type(model.action_in_proj.weight.dtype)
+        dtype = model.action_in_proj.weight.dtype
+        key = (batch, config.num_steps, str(device), dtype)
+        if key not in self._time_embs:  # the same every chunk: made once, not copied each time
+            dt = -1.0 / config.num_steps
+            self._time_embs[key] = [create_sinusoidal_pos_embedding(
+                torch.tensor(1.0 + step * dt, dtype=torch.float32, device=device).expand(batch),
+                model.vlm_with_expert.expert_hidden_size, config.min_period, config.max_period,
+                device=device).type(dtype) for step in range(config.num_steps)]
+        for step, time_emb in enumerate(self._time_embs[key]):
+            constants[f"time_emb{step}"] = time_emb
         for index, layer in enumerate(self._expert_layers):
             if layer is None:
                 continue
             keys, values = cache.layers[index].keys, cache.layers[index].values  # [B, H, L, D]
+            if prefix_len > real_len:
+                keys = torch.nn.functional.pad(keys, (0, 0, 0, prefix_len - real_len))
+                values = torch.nn.functional.pad(values, (0, 0, 0, prefix_len - real_len))
             if self._self_attn[index]:
                 # [prefix; suffix] as DynamicCache.update concatenates them; steps fill the suffix.
                 shape = (*keys.shape[:2], prefix_len + chunk, keys.shape[3])
-                constants[f"keys{index}"] = keys.new_empty(shape)
-                constants[f"values{index}"] = values.new_empty(shape)
+                constants[f"keys{index}"] = keys.new_zeros(shape)
+                constants[f"values{index}"] = values.new_zeros(shape)
                 constants[f"keys{index}"][:, :, :prefix_len] = keys
                 constants[f"values{index}"][:, :, :prefix_len] = values
             else:
@@ -180,23 +215,36 @@ class StaticExpert:
         """The loop as a CUDA graph: captured once per set of shapes, replayed with this
         chunk's constants and noise copied into the captured buffers."""
         key = tuple((name, tuple(value.shape), value.dtype) for name, value in constants.items())
-        key += (tuple(noise.shape), noise.dtype)
+        key += (tuple(noise.shape), noise.dtype, str(noise.device))
         if key not in self._graphs:
-            inputs = {name: value.clone() for name, value in constants.items()}
-            start = noise.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
-                for _ in range(2):
-                    self._denoise(inputs, start)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self._denoise(inputs, start)
-            self._graphs[key] = (graph, inputs, start, out)
+            try:
+                self._graphs[key] = self._capture(constants, noise)
+            except (RuntimeError, AssertionError) as error:  # AssertionError: torch without CUDA
+                # Not retried every chunk: the loop runs eagerly from now on, and mode says so.
+                self.cuda_graph = False
+                self.capture_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+                warnings.warn(f"CUDA graph capture failed ({self.capture_error}); the static-cache "
+                              "loop runs eagerly instead", RuntimeWarning, stacklevel=2)
+                return self._denoise(constants, noise)
         graph, inputs, start, out = self._graphs[key]
         for name, value in constants.items():
             inputs[name].copy_(value)
         start.copy_(noise)
         graph.replay()
         return out.clone()
+
+    def _capture(self, constants: dict[str, torch.Tensor], noise: torch.Tensor) -> tuple:
+        """(graph, its input buffers, its noise buffer, its output) for these shapes."""
+        inputs = {name: value.clone() for name, value in constants.items()}
+        start = noise.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
+            for _ in range(2):
+                self._denoise(inputs, start)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: CUDA calls of other threads (camera decoding...) cannot break the capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            out = self._denoise(inputs, start)
+        return graph, inputs, start, out
