@@ -245,6 +245,7 @@ def test_static_cache_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpoint
     for static_cache in (False, True):  # RTC guidance needs autograd through LeRobot's steps
         runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=static_cache))
         runtime.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
+        assert runtime.mode.endswith("(RTC: LeRobot's loop)") == static_cache
         old = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(1))
         chunks.append(runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(2),
                                     rtc_prefix=runtime.last_model_actions[20:30], rtc_delay=3))

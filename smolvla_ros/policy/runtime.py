@@ -224,6 +224,9 @@ class PolicyRuntime:
     @property
     def mode(self) -> str:
         """The modes in force, e.g. ``bfloat16, 5 steps, CUDA graph``; a failed capture says so."""
+        rtc = self.policy.config.rtc_config
+        if self._static_expert is not None and rtc is not None and rtc.enabled:
+            return f"{self._mode} (RTC: LeRobot's loop)"  # its guidance needs autograd
         if self._static_expert is not None and self._static_expert.capture_error:
             return f"{self._mode} (capture failed: static cache, eager)"
         return self._mode
