@@ -146,9 +146,9 @@ class StageClock:
     NAMES = ("vision+embed", "VLM prefix", "expert steps", "processing")
 
     def __init__(self, model, device: str):
-        self.device = device
         from smolvla_ros.policy.static_expert import StaticExpert
 
+        self.device = device
         self.spent = {"embed_prefix": 0.0, "sample_actions": 0.0, "denoise_step": 0.0}
         steps_owner, steps_method = model, "denoise_step"
         static = getattr(model.sample_actions, "__self__", None)  # installed over LeRobot's

@@ -138,17 +138,18 @@ class StaticExpert:
             if layer is None:
                 continue
             keys, values = cache.layers[index].keys, cache.layers[index].values  # [B, H, L, D]
-            if prefix_len > real_len:
-                keys = torch.nn.functional.pad(keys, (0, 0, 0, prefix_len - real_len))
-                values = torch.nn.functional.pad(values, (0, 0, 0, prefix_len - real_len))
             if self._self_attn[index]:
-                # [prefix; suffix] as DynamicCache.update concatenates them; steps fill the suffix.
+                # [prefix; suffix] as DynamicCache.update concatenates them; steps fill the suffix,
+                # and the bucket's padding between the two stays zero.
                 shape = (*keys.shape[:2], prefix_len + chunk, keys.shape[3])
                 constants[f"keys{index}"] = keys.new_zeros(shape)
                 constants[f"values{index}"] = values.new_zeros(shape)
-                constants[f"keys{index}"][:, :, :prefix_len] = keys
-                constants[f"values{index}"][:, :, :prefix_len] = values
+                constants[f"keys{index}"][:, :, :real_len] = keys
+                constants[f"values{index}"][:, :, :real_len] = values
             else:
+                if prefix_len > real_len:  # zero keys and values for the padding, masked out
+                    keys = torch.nn.functional.pad(keys, (0, 0, 0, prefix_len - real_len))
+                    values = torch.nn.functional.pad(values, (0, 0, 0, prefix_len - real_len))
                 keys, values = keys.transpose(1, 2), values.transpose(1, 2)
                 attn = layer.self_attn
                 keys = keys.to(dtype=attn.k_proj.weight.dtype).reshape(*keys.shape[:2], -1)
@@ -228,7 +229,8 @@ class StaticExpert:
                 return self._denoise(constants, noise)
         graph, inputs, start, out = self._graphs[key]
         for name, value in constants.items():
-            inputs[name].copy_(value)
+            if not name.startswith("time_emb"):  # made once per runtime: captured as they are
+                inputs[name].copy_(value)
         start.copy_(noise)
         graph.replay()
         return out.clone()
