@@ -8,14 +8,16 @@ Printed per variant: median seconds per image, its ratio to torch float32 (media
 median of same-round ratios), and max |Δ| of the image tokens against torch float32.
 
     torch fp32 | bf16 | int8     eager; bf16 = the module cast; int8 = dynamic int8 Linear layers
+    OV fp32 | OV bf16            OpenVINO as policy_node's vision_runtime openvino runs it
+                                 (torch.export, converted); bf16 = its inference precision hint
     ORT fp32                     ONNX Runtime on the torch.onnx (dynamo) export
-    OV fp32 | OV bf16            OpenVINO on that export; bf16 = its inference precision hint
-    OV int8                      OpenVINO after NNCF post-training int8 (weights and
-                                 activations, a few calibration images): --nncf-path only
+    OV int8                      OpenVINO on that export after NNCF post-training int8 (weights
+                                 and activations, a few calibration images): --nncf-path only
 
-The runtimes are not dependencies of this package; a missing one is reported and skipped:
+OpenVINO comes with this package (requirements/base.in). ONNX Runtime and the ONNX exporter
+do not; where missing they are reported and skipped:
 
-    pip install --target /tmp/vision_rt onnxruntime openvino onnx onnxscript
+    pip install --target /tmp/vision_rt onnxruntime onnx onnxscript
     PYTHONPATH=/tmp/vision_rt:$PYTHONPATH python bench/vision_runtimes.py --full-size
 
 NNCF pulls in scikit-learn, whose import breaks transformers' in this venv; install it into
@@ -49,27 +51,20 @@ def images(count: int, size: int, seed: int) -> list[np.ndarray]:
 
 
 def encoder(checkpoint: str):
-    """The loaded checkpoint's vision encoder as one module: image -> tokens, as embed_image."""
-    import torch
+    """The loaded checkpoint's vision encoder as one module (image -> tokens, as embed_image),
+    its image size, and the SmolVLMWithExpertModel holding it (what OpenVINOVision takes)."""
     from lerobot.configs import PreTrainedConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+    from smolvla_ros.policy.openvino_vision import VisionEncoder
 
     config = PreTrainedConfig.from_pretrained(checkpoint)
     if not Path(config.vlm_model_name).exists() and (Path(checkpoint) / "vlm").is_dir():
         config.vlm_model_name = str(Path(checkpoint) / "vlm")  # a moved test checkpoint
     config.device = "cpu"
-    vlm = SmolVLAPolicy.from_pretrained(checkpoint, config=config).model.vlm_with_expert.get_vlm_model()
-
-    class VisionEncoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.vision_model, self.connector = vlm.vision_model, vlm.connector
-
-        def forward(self, pixel_values):
-            hidden = self.vision_model(pixel_values=pixel_values, patch_attention_mask=None)
-            return self.connector(hidden.last_hidden_state)
-
-    return VisionEncoder().eval(), config.resize_imgs_with_padding[0]
+    owner = SmolVLAPolicy.from_pretrained(checkpoint, config=config).model.vlm_with_expert
+    vlm = owner.get_vlm_model()
+    return VisionEncoder(vlm.vision_model, vlm.connector).eval(), config.resize_imgs_with_padding[0], owner
 
 
 def torch_variants(module) -> dict:
@@ -90,14 +85,32 @@ def torch_variants(module) -> dict:
             "torch int8": run(int8, torch.float32)}
 
 
-def exported_variants(module, example: np.ndarray, work: Path, nncf_path: str) -> dict:
-    """ORT and OpenVINO variants of the module's ONNX export; each skipped if absent."""
+def openvino_variants(owner, size: int) -> dict:
+    """OpenVINO in float32 and with its bf16 hint, made as policy_node's vision_runtime
+    openvino makes it (torch.export of the modules, converted; no ONNX)."""
+    import torch
+
+    if importlib.util.find_spec("openvino") is None:
+        print("  skipped OV fp32, OV bf16: openvino not installed")
+        return {}
+    from smolvla_ros.policy.openvino_vision import OpenVINOVision
+
+    def run(vision):
+        return lambda x: vision(torch.from_numpy(x)).float().numpy()
+
+    return {f"OV {short}": run(OpenVINOVision(owner, size, dtype, THREADS))
+            for short, dtype in (("fp32", "float32"), ("bf16", "bfloat16"))}
+
+
+def onnx_variants(module, example: np.ndarray, work: Path, nncf_path: str) -> dict:
+    """ONNX Runtime on the module's ONNX export, and OpenVINO int8 (NNCF) made from that
+    export; each skipped if what it needs is absent."""
     import torch
 
     missing = [name for name in ("onnx", "onnxscript", "onnxruntime", "openvino")
                if importlib.util.find_spec(name) is None]
     if {"onnx", "onnxscript"} & set(missing):
-        print(f"  skipped ORT and OpenVINO: {', '.join(missing)} not installed (see --help)")
+        print(f"  skipped ORT fp32, OV int8: {', '.join(missing)} not installed (see --help)")
         return {}
     path = work / "vision.onnx"
     started = time.perf_counter()
@@ -107,7 +120,7 @@ def exported_variants(module, example: np.ndarray, work: Path, nncf_path: str) -
     print(f"  exported to ONNX (torch.onnx, dynamo) in {time.perf_counter() - started:.1f} s", flush=True)
     variants = {}
     if "onnxruntime" in missing:
-        print("  skipped ORT: onnxruntime not installed")
+        print("  skipped ORT fp32: onnxruntime not installed")
     else:
         import onnxruntime
 
@@ -116,30 +129,22 @@ def exported_variants(module, example: np.ndarray, work: Path, nncf_path: str) -
         options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         variants["ORT fp32"] = lambda x: session.run(None, {"pixel_values": x})[0]
-    if "openvino" in missing:
-        print("  skipped OpenVINO: openvino not installed")
+    if not nncf_path or "openvino" in missing:
         return variants
     import openvino
 
+    int8 = work / "vision_int8.xml"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([nncf_path, *sys.path]))
+    result = subprocess.run([sys.executable, __file__, "--make-int8", str(path), str(int8),
+                             str(example.shape[-1])], env=env, capture_output=True, text=True)
+    if result.returncode:
+        print(f"  skipped OV int8: NNCF failed ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+        return variants
     core = openvino.Core()
-
-    def compiled(model_path: Path, precision: str):
-        request = core.compile_model(core.read_model(str(model_path)), "CPU", {
-            "INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}).create_infer_request()
-        return lambda x: request.infer({0: x})[0].copy()
-
-    variants["OV fp32"] = compiled(path, "f32")
-    variants["OV bf16"] = compiled(path, "bf16")
-    if nncf_path:
-        int8 = work / "vision_int8.xml"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([nncf_path, *sys.path]))
-        result = subprocess.run([sys.executable, __file__, "--make-int8", str(path), str(int8),
-                                 str(example.shape[-1])], env=env, capture_output=True, text=True)
-        if result.returncode:
-            print(f"  skipped OV int8: NNCF failed ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
-        else:
-            variants["OV int8"] = compiled(int8, "f32")
+    request = core.compile_model(core.read_model(str(int8)), "CPU", {
+        "INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}).create_infer_request()
+    variants["OV int8"] = lambda x: request.infer({0: x})[0].copy()
     return variants
 
 
@@ -171,10 +176,11 @@ def main() -> None:
             from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 
             checkpoint = str(make_test_checkpoint(work / "ckpt", full_size=args.full_size))
-        module, size = encoder(checkpoint)
+        module, size, owner = encoder(checkpoint)
         check = images(5, size, seed=0)
         variants = torch_variants(module)
-        variants.update(exported_variants(module, check[0], work, args.nncf_path))
+        variants.update(openvino_variants(owner, size))
+        variants.update(onnx_variants(module, check[0], work, args.nncf_path))
         reference = [variants["torch fp32"](x) for x in check]
         scale = max(np.abs(r).max() for r in reference)
         deltas = {name: max(np.abs(call(x) - r).max() for x, r in zip(check, reference))

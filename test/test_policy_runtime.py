@@ -315,3 +315,71 @@ def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint):
 def test_bad_speed_ups_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_checkpoint", "finetuned_checkpoint"])
+def test_openvino_vision_gives_lerobots_actions_within_rounding(request, fixture):
+    from smolvla_ros.policy.openvino_vision import OpenVINOVision
+
+    checkpoint = request.getfixturevalue(fixture)
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), vision_runtime="openvino"))
+    assert fast.mode == "float32, 10 steps, OpenVINO vision"
+    embed_image = fast.policy.model.vlm_with_expert.embed_image
+    assert isinstance(embed_image, OpenVINOVision)  # LeRobot's embed_prefix calls ours
+    size = fast.policy.config.resize_imgs_with_padding[0]
+    pixels = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.inference_mode():
+        theirs = type(fast.policy.model.vlm_with_expert).embed_image(
+            fast.policy.model.vlm_with_expert, pixels)  # torch's encoder, LeRobot's method
+    ours = embed_image(pixels)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0,
+                               atol=1e-5 * float(theirs.abs().max()))
+    rng = np.random.default_rng(5)
+    for seed in (7, 8):
+        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for name in fast.camera_names}
+        state = rng.normal(size=6) * 20
+        actions = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(seed))
+        fed = {fast._image_key[name].removeprefix("observation.images."): image
+               for name, image in images.items()}  # as a LeRobot user feeds them
+        exact = lerobot_direct(checkpoint, fed, state, "pick up the cube", fast.make_noise(seed))
+        np.testing.assert_allclose(actions, exact, rtol=0, atol=1e-3)  # float32 rounding only
+
+
+@pytest.mark.parametrize("changes, mode", [
+    ({"dtype": "bfloat16", "static_cache": True}, "bfloat16, 10 steps, OpenVINO vision, static cache"),
+    ({"quantize": "int8"}, "float32, int8 linear, 10 steps, OpenVINO vision"),
+])
+def test_openvino_vision_joins_the_other_modes(tiny_checkpoint, changes, mode):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino", **changes))
+    assert fast.mode == mode
+    vlm = fast.policy.model.vlm_with_expert.get_vlm_model()
+    # torch's vision encoder no longer runs: int8 leaves it be; the tokens take the VLM's dtype.
+    for unused in (vlm.vision_model, vlm.connector):
+        assert not any(isinstance(m, DynamicInt8Linear) for m in unused.modules())
+    size = fast.policy.config.resize_imgs_with_padding[0]
+    tokens = fast.policy.model.vlm_with_expert.embed_image(torch.zeros(1, 3, size, size))
+    assert tokens.dtype == (torch.bfloat16 if changes.get("dtype") == "bfloat16" else torch.float32)
+    images, state = observation()
+    actions = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
+    assert actions.shape == (50, 6) and np.isfinite(actions).all()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"vision_runtime": "onnx"}, "vision_runtime 'onnx': expected torch or openvino"),
+    ({"vision_runtime": "openvino", "compile": True}, "vision_runtime openvino runs the vision encoder "
+                                                       "on the CPU .device cpu, compile off., not on cpu compiled"),
+])
+def test_bad_vision_runtimes_are_one_line(tiny_checkpoint, changes, message):
+    with pytest.raises(PolicyLoadError, match=message):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
+
+
+def test_openvino_vision_without_openvino_says_what_to_install(tiny_checkpoint, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as where it is not installed
+    with pytest.raises(PolicyLoadError, match="vision_runtime openvino needs the openvino package"):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))

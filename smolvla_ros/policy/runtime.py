@@ -5,9 +5,9 @@ pre/post-processor pipelines (``make_pre_post_processors`` with overrides, the s
 step included), and ``prepare_observation_for_inference``. In float32, the default as in
 LeRobot, the same observation, instruction and noise therefore give LeRobot's own actions:
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
-own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps`` and
-``compile`` are opt-in departures from LeRobot (bench/fast_modes.py measures how far each
-goes, and how much faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our
+own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps``,
+``compile`` and ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) are opt-in
+departures from LeRobot (bench/fast_modes.py measures how far each goes, and how much faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our
 way (smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's order: on the CPU
 its actions equal LeRobot's exactly. This module only chooses the device and those modes, names
 the cameras (smolvla_ros.policy.cameras), makes moved or offline checkpoints loadable, and
@@ -50,6 +50,7 @@ class PolicyRuntimeConfig:
     num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
     quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
     compile: bool = False  # torch.compile the vision encoder
+    vision_runtime: str = "torch"  # openvino: the vision encoder on OpenVINO (CPU)
     # Exact (LeRobot's actions): the denoising loop on a static KV cache (policy.static_expert);
     # cuda_graph also replays that loop as one CUDA graph (CUDA only).
     static_cache: bool = False
@@ -58,6 +59,7 @@ class PolicyRuntimeConfig:
 
 DTYPES = ("float32", "bfloat16")
 QUANTIZE = ("none", "int8")
+VISION_RUNTIMES = ("torch", "openvino")
 
 
 def _resolve_device(device: str) -> str:
@@ -163,7 +165,7 @@ class PolicyRuntime:
         self.load_time_s = time.perf_counter() - started
 
     def _apply_speed_ups(self, config: PolicyRuntimeConfig) -> None:
-        """dtype, num_steps, quantize, compile, static_cache, cuda_graph: see
+        """dtype, num_steps, quantize, compile, vision_runtime, static_cache, cuda_graph: see
         PolicyRuntimeConfig. ``mode`` names them."""
         import torch
 
@@ -176,7 +178,17 @@ class PolicyRuntime:
             raise PolicyLoadError(f"num_steps {config.num_steps}: expected 0 (the checkpoint's) or more")
         if config.cuda_graph and not self.device.startswith("cuda"):
             raise PolicyLoadError(f"cuda_graph needs a CUDA device, not '{self.device}'")
+        if config.vision_runtime not in VISION_RUNTIMES:
+            raise PolicyLoadError(f"vision_runtime '{config.vision_runtime}': expected "
+                                  f"{' or '.join(VISION_RUNTIMES)}")
+        openvino = config.vision_runtime == "openvino"
+        if openvino and (self.device != "cpu" or config.compile):
+            raise PolicyLoadError("vision_runtime openvino runs the vision encoder on the CPU "
+                                  f"(device cpu, compile off), not on {self.device}"
+                                  f"{' compiled' if config.compile else ''}")
         model = self.policy.model
+        if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
+            self._install_openvino(model)
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             model.vlm_with_expert.to(torch.bfloat16)
@@ -188,9 +200,11 @@ class PolicyRuntime:
             # Not the attention projections of the language model and expert: LeRobot reads
             # their weight.dtype, which a quantised Linear does not have. The MLPs (most of
             # the weights) and the whole vision encoder are quantised.
+            # With vision_runtime openvino, torch's vision encoder and connector no longer run.
             names = {name for name, module in model.vlm_with_expert.named_modules()
                      if isinstance(module, torch.nn.Linear)
-                     and ("vision_model" in name or ".self_attn." not in name)}
+                     and ("vision_model" in name or ".self_attn." not in name)
+                     and not (openvino and ("vision_model" in name or ".connector." in name))}
             with warnings.catch_warnings():  # deprecated for torchao (not a dependency); in torch 2.11
                 warnings.simplefilter("ignore", DeprecationWarning)
                 quantize_dynamic(model.vlm_with_expert, names, dtype=torch.qint8, inplace=True)
@@ -217,9 +231,25 @@ class PolicyRuntime:
         parts.append(f"{self.policy.config.num_steps} steps")
         if config.compile:
             parts.append("vision compiled")
+        if openvino:
+            parts.append("OpenVINO vision")
         if config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
+
+    def _install_openvino(self, model) -> None:
+        import torch
+
+        from smolvla_ros.policy.openvino_vision import OpenVINOVision, OpenVINOVisionError
+
+        size = self.policy.config.resize_imgs_with_padding
+        if not size or size[0] != size[1]:
+            raise PolicyLoadError("vision_runtime openvino needs the checkpoint to resize images "
+                                  f"to one square size (resize_imgs_with_padding is {size})")
+        try:
+            OpenVINOVision(model.vlm_with_expert, size[0], self.dtype, torch.get_num_threads()).install()
+        except OpenVINOVisionError as error:
+            raise PolicyLoadError(str(error)) from None
 
     @property
     def mode(self) -> str:

@@ -1,0 +1,95 @@
+"""SmolVLA's vision encoder on OpenVINO: the opt-in ``vision_runtime`` openvino (CPU only).
+
+On a CPU the vision encoder (SigLIP + connector: what LeRobot's ``embed_image`` runs once per
+camera) is the largest part of a chunk (bench/fast_modes.py), and OpenVINO runs it faster
+than torch at the same precision (bench/vision_runtimes.py). The graph is LeRobot's own
+modules with the checkpoint's weights, taken with ``torch.export`` and converted at load (a
+few seconds; nothing is cached on disk, so a changed checkpoint can never meet a stale
+graph). It runs in float32, or in bfloat16 where the policy's dtype is bfloat16. Its tokens
+replace ``embed_image``'s; everything after them (the VLM prefix, the action expert) stays
+LeRobot's, in torch.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import torch
+
+PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
+
+
+class OpenVINOVisionError(RuntimeError):
+    """The vision encoder could not be brought to OpenVINO; the message says why."""
+
+
+class OpenVINOVision:
+    """A stand-in for ``SmolVLMWithExpertModel.embed_image``: the same tokens from OpenVINO.
+
+    Made from the float32 modules, before a bfloat16 cast, so that the graph holds the
+    checkpoint's own weights and the precision is OpenVINO's choice (its bf16 hint), as
+    bench/vision_runtimes.py measured it."""
+
+    def __init__(self, vlm_with_expert, image_size: int, dtype: str, threads: int):
+        try:
+            import openvino
+        except ImportError as error:
+            raise OpenVINOVisionError(
+                f"vision_runtime openvino needs the openvino package ({error}); "
+                "pip install openvino, or use vision_runtime torch") from None
+        self._owner = vlm_with_expert
+        vlm = vlm_with_expert.get_vlm_model()
+        encoder = VisionEncoder(vlm.vision_model, vlm.connector).eval()
+        example = torch.zeros(1, 3, image_size, image_size, dtype=torch.float32)
+        try:
+            # torch.export and OpenVINO's converter warn about each other's deprecated internals
+            # (torch 2.11, openvino 2026.4): nothing a user can act on.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                graph = openvino.convert_model(torch.export.export(encoder, (example,)))
+            compiled = openvino.Core().compile_model(graph, "CPU", {
+                "INFERENCE_PRECISION_HINT": PRECISION_HINTS[dtype],
+                "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": 1})
+        except Exception as error:  # export and conversion raise many kinds; the load must say
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise OpenVINOVisionError(
+                f"could not run the vision encoder on OpenVINO ({type(error).__name__}: {first}); "
+                "use vision_runtime torch") from None
+        self.image_size = image_size
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: one image at a time
+
+    def install(self) -> None:
+        """Stand in for the instance's ``embed_image`` (LeRobot's ``embed_prefix`` calls it)."""
+        self._owner.embed_image = self
+
+    def __call__(self, image):
+        """(B, 3, S, S) pixel values in [-1, 1] -> (B, tokens, hidden), as ``embed_image``
+        returns them, on the image's device (the CPU)."""
+        if tuple(image.shape[1:]) != (3, self.image_size, self.image_size):
+            raise ValueError(f"the OpenVINO vision encoder takes (B, 3, {self.image_size}, "
+                             f"{self.image_size}) images, got {tuple(image.shape)}")
+        pixels = image.detach().to(dtype=torch.float32, device="cpu").contiguous().numpy()
+        tokens = []
+        with self._lock:
+            for one in pixels:  # the graph's batch is 1; SmolVLA embeds one camera at a time
+                tokens.append(torch.from_numpy(self._request.infer({0: one[None]})[0].copy()))
+        # embed_prefix puts them beside the instruction's embeddings: that dtype (bfloat16 when
+        # the VLM is), as torch's connector would have returned them.
+        dtype = self._owner.get_vlm_model().text_model.get_input_embeddings().weight.dtype
+        return torch.cat(tokens).to(dtype=dtype, device=image.device)
+
+
+class VisionEncoder(torch.nn.Module):
+    """embed_image's two modules as one exportable module: pixel values -> tokens."""
+
+    def __init__(self, vision_model, connector):
+        super().__init__()
+        self.vision_model, self.connector = vision_model, connector
+
+    def forward(self, pixel_values):
+        hidden = self.vision_model(pixel_values=pixel_values, patch_attention_mask=None)
+        return self.connector(hidden.last_hidden_state)
