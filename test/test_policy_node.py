@@ -235,6 +235,24 @@ def test_compressed_transport(tiny_checkpoint, probe):
         assert node.stop() == 0, node.output()
 
 
+def test_opt_in_modes_reach_the_runtime_and_status(tiny_checkpoint, probe):
+    """vision_runtime and static_cache as parameters: the chunk is still LeRobot's (float32
+    rounding: OpenVINO's encoder), and policy_status says which modes run."""
+    node = start_policy(tiny_checkpoint, "vision_runtime:=openvino", "static_cache:=true")
+    feeder = Feeder(probe).start()
+    try:
+        node.wait_for_output("loaded ")
+        instruct(probe, "pick up the cube")
+        chunk = probe.wait_for_messages("action_chunk")[0]
+        np.testing.assert_allclose(as_lerobot(chunk),
+                                   expected_actions(tiny_checkpoint, "pick up the cube"), atol=1e-3)
+        assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_RUNNING)
+        assert latest_status(probe).mode == "float32, 10 steps, OpenVINO vision, static cache"
+    finally:
+        feeder.stop()
+        assert node.stop() == 0, node.output()
+
+
 def test_pause_resume_reset_services(policy, probe):
     instruct(probe, "pick up the cube")
     probe.wait_for_messages("action_chunk")
