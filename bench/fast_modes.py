@@ -44,9 +44,10 @@ from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.units import SO101_JOINTS
 
 TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold the cloth")
-DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16", "bfloat16,cudagraph",
-                 "bfloat16,compile,cudagraph", "float32,int8", "float32,compile", "float32,openvino",
-                 "bfloat16,static,openvino", "float32,steps=5", "bfloat16,steps=5", "bfloat16,steps=3",
+DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16",
+                 "bfloat16,cudagraph", "bfloat16,compile,cudagraph", "float32,int8",
+                 "float32,compile", "float32,openvino", "bfloat16,static,openvino",
+                 "float32,steps=5", "bfloat16,steps=5", "bfloat16,steps=3",
                  "bfloat16,compile,steps=5")
 
 
@@ -267,7 +268,7 @@ def main() -> None:
         for device in devices:
             reference, reference_s, reference_stages = lerobot_reference(checkpoint, device, obs)
             modes = args.mode or [m for m in DEFAULT_MODES
-                                  if ("int8" not in m and "openvino" not in m or device == "cpu")
+                                  if (("int8" not in m and "openvino" not in m) or device == "cpu")
                                   and ("cudagraph" not in m or device.startswith("cuda"))]
             rows = [run_mode(parse_mode(mode, checkpoint, device), obs) for mode in modes]
             report(device, reference, reference_s, reference_stages, [r for r in rows if r])

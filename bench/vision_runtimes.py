@@ -64,7 +64,8 @@ def encoder(checkpoint: str):
     config.device = "cpu"
     owner = SmolVLAPolicy.from_pretrained(checkpoint, config=config).model.vlm_with_expert
     vlm = owner.get_vlm_model()
-    return VisionEncoder(vlm.vision_model, vlm.connector).eval(), config.resize_imgs_with_padding[0], owner
+    size = config.resize_imgs_with_padding[0]
+    return VisionEncoder(vlm.vision_model, vlm.connector).eval(), size, owner
 
 
 def torch_variants(module) -> dict:

@@ -132,8 +132,8 @@ def _cpu_flags() -> set[str]:
 
 def check_fast_modes() -> Check:
     """Which of policy_node's opt-in speed-ups (dtype, quantize, compile, num_steps,
-    vision_runtime, static_cache, cuda_graph) this machine runs natively; README "Inference modes" has their
-    measured speed and deviation."""
+    vision_runtime, static_cache, cuda_graph) this machine runs natively; README "Inference
+    modes" has their measured speed and deviation."""
     if _import_error("torch"):
         return Check("fast modes", WARN, "unknown: torch does not import")
     import importlib.util

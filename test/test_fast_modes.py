@@ -38,6 +38,12 @@ def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32
     assert {"torch fp32", "torch bf16", "torch int8"} <= set(rows)
     assert float(rows["torch fp32"][3]) == 0.0 and float(rows["torch bf16"][3]) > 0
     assert {"OV fp32", "OV bf16"} <= set(rows)
-    assert float(rows["OV fp32"][3]) < 1e-4 < float(rows["OV bf16"][3])  # float32: rounding only
+    assert float(rows["OV fp32"][3]) < 1e-4  # float32: rounding only
+    # bf16 where OpenVINO's CPU plugin has it (else its hint runs f32): rounded as torch's bf16
+    assert float(rows["OV bf16"][3]) <= 2 * float(rows["torch bf16"][3])
+    import openvino
+
+    if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert float(rows["OV bf16"][3]) > 1e-4
     if "ORT fp32" not in rows:
         assert "not installed" in result.stdout

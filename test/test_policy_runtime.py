@@ -346,22 +346,44 @@ def test_openvino_vision_gives_lerobots_actions_within_rounding(request, fixture
         np.testing.assert_allclose(actions, exact, rtol=0, atol=1e-3)  # float32 rounding only
 
 
-@pytest.mark.parametrize("changes, mode", [
-    ({"dtype": "bfloat16", "static_cache": True}, "bfloat16, 10 steps, OpenVINO vision, static cache"),
-    ({"quantize": "int8"}, "float32, int8 linear, 10 steps, OpenVINO vision"),
-])
-def test_openvino_vision_joins_the_other_modes(tiny_checkpoint, changes, mode):
+def openvino_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 here (else its bf16 hint runs f32)."""
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def test_openvino_vision_in_bfloat16_rounds_as_torch_does(tiny_checkpoint, runtime):
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino",
+                                             dtype="bfloat16", static_cache=True))
+    precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
+    assert fast.mode == f"bfloat16, 10 steps, OpenVINO vision{precision}, static cache"
+    owner = fast.policy.model.vlm_with_expert
+    size = fast.policy.config.resize_imgs_with_padding[0]
+    pixels = torch.rand(1, 3, size, size) * 2 - 1
+    with torch.inference_mode():
+        exact = runtime.policy.model.vlm_with_expert.embed_image(pixels)  # torch, float32
+        torch_bf16 = type(owner).embed_image(owner, pixels)  # torch's encoder, cast to bfloat16
+    ours = owner.embed_image(pixels)
+    assert ours.dtype == torch_bf16.dtype == torch.bfloat16  # what embed_prefix concatenates
+    ours_error = float((ours.float() - exact).abs().max())
+    assert ours_error <= 2 * float((torch_bf16.float() - exact).abs().max())
+    assert (ours_error > 0) == openvino_has_bf16()  # bf16 rounding where the CPU has it
+    images, state = observation()
+    actions = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
+    assert actions.shape == (50, 6) and np.isfinite(actions).all()
+
+
+def test_openvino_vision_with_int8_quantizes_only_what_torch_still_runs(tiny_checkpoint):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino", **changes))
-    assert fast.mode == mode
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino",
+                                             quantize="int8"))
+    assert fast.mode == "float32, int8 linear, 10 steps, OpenVINO vision"
     vlm = fast.policy.model.vlm_with_expert.get_vlm_model()
-    # torch's vision encoder no longer runs: int8 leaves it be; the tokens take the VLM's dtype.
-    for unused in (vlm.vision_model, vlm.connector):
+    for unused in (vlm.vision_model, vlm.connector):  # OpenVINO runs them now: left as they were
         assert not any(isinstance(m, DynamicInt8Linear) for m in unused.modules())
-    size = fast.policy.config.resize_imgs_with_padding[0]
-    tokens = fast.policy.model.vlm_with_expert.embed_image(torch.zeros(1, 3, size, size))
-    assert tokens.dtype == (torch.bfloat16 if changes.get("dtype") == "bfloat16" else torch.float32)
+    assert any(isinstance(m, DynamicInt8Linear) for m in vlm.text_model.modules())
     images, state = observation()
     actions = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
     assert actions.shape == (50, 6) and np.isfinite(actions).all()
@@ -369,12 +391,29 @@ def test_openvino_vision_joins_the_other_modes(tiny_checkpoint, changes, mode):
 
 @pytest.mark.parametrize("changes, message", [
     ({"vision_runtime": "onnx"}, "vision_runtime 'onnx': expected torch or openvino"),
-    ({"vision_runtime": "openvino", "compile": True}, "vision_runtime openvino runs the vision encoder "
-                                                       "on the CPU .device cpu, compile off., not on cpu compiled"),
+    ({"vision_runtime": "openvino", "compile": True},
+     r"vision_runtime openvino needs device cpu and compile off \(got device cpu, compile on\)"),
 ])
 def test_bad_vision_runtimes_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
+
+
+def test_a_failed_conversion_is_one_line_and_keeps_its_cause(tiny_checkpoint, monkeypatch):
+    def export(*args, **kwargs):
+        raise RuntimeError("unsupported operator\nmore detail")
+
+    monkeypatch.setattr(torch.export, "export", export)  # as where torch.export cannot trace
+    with pytest.raises(PolicyLoadError, match=r"could not run the vision encoder on OpenVINO "
+                       r"\(RuntimeError: unsupported operator\); use vision_runtime torch$") as caught:
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))
+    assert "more detail" in str(caught.value.__cause__.__cause__)
+
+
+def test_openvino_vision_refuses_another_image_size(tiny_checkpoint):
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))
+    with pytest.raises(ValueError, match="the OpenVINO vision encoder takes"):
+        fast.policy.model.vlm_with_expert.embed_image(torch.zeros(1, 3, 8, 8))
 
 
 def test_openvino_vision_without_openvino_says_what_to_install(tiny_checkpoint, monkeypatch):

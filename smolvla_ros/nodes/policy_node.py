@@ -58,8 +58,9 @@ PARAMETERS = {
                          "deviate (bench/fast_modes.py)"),
     "compile": (False, "torch.compile the vision encoder at load time (slower start; "
                        "bench/fast_modes.py)"),
-    "vision_runtime": ("torch", "torch; openvino = the vision encoder on OpenVINO (CPU; converted at "
-                                "load): faster, actions deviate by rounding (bench/fast_modes.py)"),
+    "vision_runtime": ("torch", "torch; openvino = the vision encoder on OpenVINO (CPU; "
+                                "converted at load): faster, actions deviate by rounding "
+                                "(bench/fast_modes.py)"),
     "static_cache": (False, "the denoising loop on a static KV cache: LeRobot's actions, exactly "
                             "on a CPU; faster (bench/fast_modes.py)"),
     "cuda_graph": (False, "CUDA only: that loop replayed as one CUDA graph, captured on the first "

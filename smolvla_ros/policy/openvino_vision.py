@@ -18,6 +18,7 @@ import warnings
 import torch
 
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
+PRECISION_NAMES = {"f32": "float32", "bf16": "bfloat16"}  # the compiled model's, read back
 
 
 class OpenVINOVisionError(RuntimeError):
@@ -55,10 +56,15 @@ class OpenVINOVision:
                 "NUM_STREAMS": 1})
         except Exception as error:  # export and conversion raise many kinds; the load must say
             first = (str(error).strip().splitlines() or [""])[0]
-            raise OpenVINOVisionError(
+            raise OpenVINOVisionError(  # chained: the whole of it stays in the traceback
                 f"could not run the vision encoder on OpenVINO ({type(error).__name__}: {first}); "
-                "use vision_runtime torch") from None
+                "use vision_runtime torch") from error
         self.image_size = image_size
+        # What OpenVINO chose: its CPU plugin runs f32 where the CPU has no bf16 (AVX2-only
+        # laptops, ARM), whatever the hint. The mode string must not claim bf16 there.
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision_note = "" if PRECISION_NAMES.get(self.precision) == dtype else \
+            f" ({self.precision}: this CPU has no {dtype})"
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one image at a time
 

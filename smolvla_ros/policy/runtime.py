@@ -7,9 +7,10 @@ LeRobot, the same observation, instruction and noise therefore give LeRobot's ow
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
 own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps``,
 ``compile`` and ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) are opt-in
-departures from LeRobot (bench/fast_modes.py measures how far each goes, and how much faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our
-way (smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's order: on the CPU
-its actions equal LeRobot's exactly. This module only chooses the device and those modes, names
+departures from LeRobot (bench/fast_modes.py measures how far each goes, and how much
+faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our way
+(smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's order: on the CPU its
+actions equal LeRobot's exactly. This module only chooses the device and those modes, names
 the cameras (smolvla_ros.policy.cameras), makes moved or offline checkpoints loadable, and
 reports what it did.
 """
@@ -183,9 +184,8 @@ class PolicyRuntime:
                                   f"{' or '.join(VISION_RUNTIMES)}")
         openvino = config.vision_runtime == "openvino"
         if openvino and (self.device != "cpu" or config.compile):
-            raise PolicyLoadError("vision_runtime openvino runs the vision encoder on the CPU "
-                                  f"(device cpu, compile off), not on {self.device}"
-                                  f"{' compiled' if config.compile else ''}")
+            raise PolicyLoadError("vision_runtime openvino needs device cpu and compile off (got "
+                                  f"device {self.device}, compile {'on' if config.compile else 'off'})")
         model = self.policy.model
         if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
             self._install_openvino(model)
@@ -232,7 +232,7 @@ class PolicyRuntime:
         if config.compile:
             parts.append("vision compiled")
         if openvino:
-            parts.append("OpenVINO vision")
+            parts.append(f"OpenVINO vision{self._openvino.precision_note}")
         if config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
@@ -247,9 +247,11 @@ class PolicyRuntime:
             raise PolicyLoadError("vision_runtime openvino needs the checkpoint to resize images "
                                   f"to one square size (resize_imgs_with_padding is {size})")
         try:
-            OpenVINOVision(model.vlm_with_expert, size[0], self.dtype, torch.get_num_threads()).install()
+            self._openvino = OpenVINOVision(model.vlm_with_expert, size[0], self.dtype,
+                                            torch.get_num_threads())
         except OpenVINOVisionError as error:
-            raise PolicyLoadError(str(error)) from None
+            raise PolicyLoadError(str(error)) from error
+        self._openvino.install()
 
     @property
     def mode(self) -> str:
