@@ -3,6 +3,7 @@ instructions in; action chunks, status and holds out."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -81,6 +82,19 @@ def probe():
 def start_policy(checkpoint, *params: str) -> NodeProcess:
     return NodeProcess("policy_node", "-p", f"policy_path:={checkpoint}", "-p", "robot_id:=mock",
                        "-p", f"noise_seed:={SEED}", *[a for p in params for a in ("-p", p)])
+
+
+@contextlib.contextmanager
+def fed_policy(checkpoint, probe, *params: str, **feeder_options):
+    """policy_node with these parameters, loaded and fed by a Feeder; stopped cleanly after."""
+    node = start_policy(checkpoint, *params)
+    feeder = Feeder(probe, **feeder_options).start()
+    try:
+        node.wait_for_output("loaded ")
+        yield node
+    finally:
+        feeder.stop()
+        assert node.stop() == 0, node.output()
 
 
 @pytest.fixture
@@ -188,19 +202,13 @@ def test_stale_joint_states_hold_with_a_reason(policy, probe):
 def test_silent_camera_is_named_with_its_topic(tiny_checkpoint, probe):
     # The wrist camera has a publisher that sends nothing: it is awaited, not left out.
     probe.node.create_publisher(Image, "cameras/wrist/image_raw", 10)
-    node = start_policy(tiny_checkpoint)
-    feeder = Feeder(probe, cameras=["front"]).start()
-    try:
-        node.wait_for_output("loaded ")
+    with fed_policy(tiny_checkpoint, probe, cameras=["front"]):
         instruct(probe, "pick up the cube")
         assert wait_for(lambda: latest_status(probe).message ==
                         "no image yet from camera 'wrist' (waiting on /cameras/wrist/image_raw)", 30)
         assert latest_status(probe).state == PolicyStatus.STATE_HOLDING
         assert probe.messages("action_chunk") == [] or \
             all(len(c.points) == 1 for c in probe.messages("action_chunk"))
-    finally:
-        feeder.stop()
-        assert node.stop() == 0, node.output()
 
 
 def test_malformed_images_are_rejected_and_the_node_keeps_running(policy, probe):
@@ -222,35 +230,23 @@ def test_malformed_images_are_rejected_and_the_node_keeps_running(policy, probe)
 
 
 def test_compressed_transport(tiny_checkpoint, probe):
-    node = start_policy(tiny_checkpoint, "image_transport:=compressed")
-    feeder = Feeder(probe, compressed=True).start()
-    try:
-        node.wait_for_output("loaded ")
+    with fed_policy(tiny_checkpoint, probe, "image_transport:=compressed", compressed=True):
         instruct(probe, "pick up the cube")
         chunk = probe.wait_for_messages("action_chunk")[0]
         np.testing.assert_allclose(as_lerobot(chunk),
                                    expected_actions(tiny_checkpoint, "pick up the cube"), atol=1e-9)
-    finally:
-        feeder.stop()
-        assert node.stop() == 0, node.output()
 
 
 def test_opt_in_modes_reach_the_runtime_and_status(tiny_checkpoint, probe):
     """vision_runtime and static_cache as parameters: the chunk is still LeRobot's (float32
     rounding: OpenVINO's encoder), and policy_status says which modes run."""
-    node = start_policy(tiny_checkpoint, "vision_runtime:=openvino", "static_cache:=true")
-    feeder = Feeder(probe).start()
-    try:
-        node.wait_for_output("loaded ")
+    with fed_policy(tiny_checkpoint, probe, "vision_runtime:=openvino", "static_cache:=true"):
         instruct(probe, "pick up the cube")
         chunk = probe.wait_for_messages("action_chunk")[0]
         np.testing.assert_allclose(as_lerobot(chunk),
                                    expected_actions(tiny_checkpoint, "pick up the cube"), atol=1e-3)
         assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_RUNNING)
         assert latest_status(probe).mode == "float32, 10 steps, OpenVINO vision, static cache"
-    finally:
-        feeder.stop()
-        assert node.stop() == 0, node.output()
 
 
 def test_pause_resume_reset_services(policy, probe):
@@ -294,10 +290,7 @@ def test_too_long_instruction_is_a_truncation_warning(policy, probe):
 
 
 def test_synchronous_timing_publishes_chunks_that_start_on_arrival(tiny_checkpoint, probe):
-    node = start_policy(tiny_checkpoint, "timing:=sync")
-    feeder = Feeder(probe).start()
-    try:
-        node.wait_for_output("loaded ")
+    with fed_policy(tiny_checkpoint, probe, "timing:=sync"):
         instruct(probe, "pick up the cube")
         chunks = probe.wait_for_messages("action_chunk", 2)
         for chunk in chunks:
@@ -307,6 +300,3 @@ def test_synchronous_timing_publishes_chunks_that_start_on_arrival(tiny_checkpoi
         np.testing.assert_allclose(as_lerobot(chunks[0]),
                                    expected_actions(tiny_checkpoint, "pick up the cube"),
                                    rtol=0, atol=1e-9)
-    finally:
-        feeder.stop()
-        assert node.stop() == 0, node.output()
