@@ -34,6 +34,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["smolvla_ros", "smolvla_ros.*"]),
     install_requires=["numpy>=2,<2.3", "lerobot[smolvla,feetech,async]==0.6.1", "feetech-servo-sdk==1.0.0"],
-    extras_require={"ros": ROS_WHEELS, "test": ["pytest", "pytest-timeout"]},
+    extras_require={"ros": ROS_WHEELS, "test": ["pytest", "pytest-timeout"],
+                    "openvino": ["openvino"]},  # policy_node vision_runtime:=openvino
     entry_points={"console_scripts": ["smolvla-ros = smolvla_ros.cli:main"]},
 )
