@@ -134,6 +134,8 @@ def onnx_variants(module, example: np.ndarray, work: Path, nncf_path: str) -> di
         return variants
     import openvino
 
+    from smolvla_ros.policy.openvino_vision import compile_for_latency
+
     int8 = work / "vision_int8.xml"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([nncf_path, *sys.path]))
     result = subprocess.run([sys.executable, __file__, "--make-int8", str(path), str(int8),
@@ -142,9 +144,8 @@ def onnx_variants(module, example: np.ndarray, work: Path, nncf_path: str) -> di
         print(f"  skipped OV int8: NNCF failed ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
         return variants
     core = openvino.Core()
-    request = core.compile_model(core.read_model(str(int8)), "CPU", {
-        "INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": "f32",
-        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}).create_infer_request()
+    request = compile_for_latency(core, core.read_model(str(int8)), "f32",
+                                  THREADS).create_infer_request()
     variants["OV int8"] = lambda x: request.infer({0: x})[0].copy()
     return variants
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import REPO_ROOT, ros_env
+from test_policy_runtime import openvino_has_bf16
 
 
 def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
@@ -43,9 +44,7 @@ def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32
     assert float(rows["OV fp32"][3]) < 1e-4  # float32: rounding only
     # bf16 where OpenVINO's CPU plugin has it (else its hint runs f32): rounded as torch's bf16
     assert float(rows["OV bf16"][3]) <= 2 * float(rows["torch bf16"][3])
-    import openvino
-
-    if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    if openvino_has_bf16():
         assert float(rows["OV bf16"][3]) > 1e-4
     if "ORT fp32" not in rows:
         assert "not installed" in result.stdout

@@ -18,7 +18,6 @@ import warnings
 import torch
 
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
-PRECISION_NAMES = {"f32": "float32", "bf16": "bfloat16"}  # the compiled model's, read back
 
 
 class OpenVINOVisionError(RuntimeError):
@@ -50,10 +49,7 @@ class OpenVINOVision:
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 graph = openvino.convert_model(torch.export.export(encoder, (example,)))
-            compiled = openvino.Core().compile_model(graph, "CPU", {
-                "INFERENCE_PRECISION_HINT": PRECISION_HINTS[dtype],
-                "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-                "NUM_STREAMS": 1})
+            compiled = compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads)
         except Exception as error:  # export and conversion raise many kinds; the load must say
             first = (str(error).strip().splitlines() or [""])[0]
             raise OpenVINOVisionError(  # chained: the whole of it stays in the traceback
@@ -63,7 +59,7 @@ class OpenVINOVision:
         # What OpenVINO chose: its CPU plugin runs f32 where the CPU has no bf16 (AVX2-only
         # laptops, ARM), whatever the hint. The mode string must not claim bf16 there.
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self.precision_note = "" if PRECISION_NAMES.get(self.precision) == dtype else \
+        self.precision_note = "" if self.precision == PRECISION_HINTS[dtype] else \
             f" ({self.precision}: this CPU has no {dtype})"
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one image at a time
@@ -87,6 +83,14 @@ class OpenVINOVision:
         # the VLM is), as torch's connector would have returned them.
         dtype = self._owner.get_vlm_model().text_model.get_input_embeddings().weight.dtype
         return torch.cat(tokens).to(dtype=dtype, device=image.device)
+
+
+def compile_for_latency(core, model, precision: str, threads: int):
+    """``model`` compiled for the CPU as a policy runs it: one image at a time, on ``threads``
+    threads, in ``precision`` (an OpenVINO hint: f32, bf16)."""
+    return core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
 
 
 class VisionEncoder(torch.nn.Module):
