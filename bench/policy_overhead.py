@@ -10,7 +10,9 @@ Nothing else streams meanwhile, so the difference is the node's own overhead. Tr
 alternate A/B so machine drift hits both. The node runs with ``timing:=sync``: a chunk is
 published however long its inference took (in the default async timing a full-size chunk
 on a CPU is over before it is ready and the node holds instead: the trial never ended);
-the path through the node is otherwise the same. Printed, not asserted:
+the path through the node is otherwise the same. As a baseline for the two DDS hops, the
+same hops between two bare rclpy nodes in this process are timed too (BareHops). Printed,
+not asserted:
 
     python bench/policy_overhead.py                 # tiny test checkpoint
     python bench/policy_overhead.py --full-size     # SmolVLA's 450M architecture (~1.8 GB)
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
+from builtin_interfaces.msg import Duration
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
@@ -35,7 +38,7 @@ from lerobot.policies.utils import prepare_observation_for_inference
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
@@ -99,6 +102,68 @@ class Stages:
         print("  where the node's time goes (median per trial):")
         for k, name in enumerate(self.NAMES):
             print(f"    {name:<34} {statistics.median(row[k] for row in self.rows) * 1e3:8.2f} ms")
+
+
+class BareHops:
+    """The node path's two DDS hops between two bare rclpy nodes in this process, each taken
+    right after a model call as the node's are: what rclpy and DDS cost without policy_node.
+    The instruction hop is publish to callback (String); the chunk hop, a 50-point
+    JointTrajectory built from a chunk, published, and taken by a subscriber's callback."""
+
+    def __init__(self, points: int):
+        self.chunk = np.tile(JOINTS, (points, 1))
+        self.times = [JointTrajectoryPoint(time_from_start=Duration(nanosec=k * 33_333_333))
+                      for k in range(points)]
+        self.source, self.sink = rclpy.create_node("bench_hop_source"), rclpy.create_node("bench_hop_sink")
+        self.arrived, self.arrival = threading.Event(), 0.0
+        self.sink.create_subscription(String, "bench_hops/text", self._on_message, 10)
+        self.sink.create_subscription(JointTrajectory, "bench_hops/chunk", self._on_message, 10)
+        self.text = self.source.create_publisher(String, "bench_hops/text", 10)
+        self.trajectory = self.source.create_publisher(JointTrajectory, "bench_hops/chunk", 10)
+        self.executor = SingleThreadedExecutor()  # the sink spun as the probe is
+        self.executor.add_node(self.sink)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        while self.text.get_subscription_count() == 0 or self.trajectory.get_subscription_count() == 0:
+            time.sleep(0.05)
+        self.rows: list[tuple[float, float]] = []
+
+    def _on_message(self, _msg) -> None:
+        self.arrival = time.perf_counter()
+        self.arrived.set()
+
+    def _hop(self, publisher, build) -> float:
+        self.arrived.clear()
+        started = time.perf_counter()
+        publisher.publish(build())
+        self.arrived.wait(timeout=10)
+        return self.arrival - started
+
+    def _trajectory(self) -> JointTrajectory:
+        msg = JointTrajectory(joint_names=list(SO101_JOINTS), points=self.times)
+        for point, positions in zip(msg.points, self.chunk.tolist()):
+            point.positions = positions
+        return msg
+
+    def measure(self, model_call) -> None:
+        model_call()
+        text = self._hop(self.text, lambda: String(data="pick up the cube"))
+        model_call()
+        self.rows.append((text, self._hop(self.trajectory, self._trajectory)))
+
+    def report(self, stages: "Stages") -> None:
+        text, chunk = (statistics.median(row[k] for row in self.rows) for k in range(2))
+        node = statistics.median(sum(row[:2]) + sum(row[3:]) for row in stages.rows)
+        print(f"  the same two hops between bare rclpy nodes (median of {len(self.rows)}, each "
+              "after a model call):")
+        print(f"    {'String, publish -> callback':<34} {text * 1e3:8.2f} ms")
+        print(f"    {'JointTrajectory, build -> callback':<34} {chunk * 1e3:8.2f} ms")
+        print(f"  policy_node's stages {node * 1e3:.2f} ms, of which rclpy's floor "
+              f"{(text + chunk) * 1e3:.2f} ms: the node's own work {(node - text - chunk) * 1e3:.2f} ms")
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.source.destroy_node()
+        self.sink.destroy_node()
 
 
 class NodeHarness:
@@ -204,6 +269,10 @@ def main() -> None:
                 else:
                     times["direct"].append(direct(task))
                     times["node"].append(harness.call(task))
+            hops = BareHops(points=harness.node.runtime.n_action_steps)
+            for trial in range(trials):
+                hops.measure(lambda: direct("pick up the cube"))
+            hops.close()
         finally:
             harness.close()
     node, base = statistics.median(times["node"]), statistics.median(times["direct"])
@@ -220,6 +289,7 @@ def main() -> None:
           f"median {statistics.median(differences) * 1e3:.1f} ms, quartiles "
           f"{quartiles[0] * 1e3:.1f} .. {quartiles[2] * 1e3:.1f} ms")
     stages.report()
+    hops.report(stages)
     print(f"  (off that path: a 640x480 rgb8 frame to an array, on arrival: "
           f"{image_conversion_s() * 1e3:.2f} ms)")
 
