@@ -146,7 +146,8 @@ class StageClock:
     prefix pass that fills the KV cache (sample_actions less the rest), the action expert's
     flow-matching steps (denoise_step, all of them), and what is left: LeRobot's pre- and
     post-processing. With the static cache (policy.static_expert) the steps are its loop, and
-    its once-per-chunk projections of the prefix count to the VLM prefix."""
+    its prefix pass and once-per-chunk projections count to the VLM prefix. With a CUDA graph
+    one replay runs the prefix pass and the loop: the steps column holds both."""
 
     NAMES = ("vision+embed", "VLM prefix", "expert steps", "processing")
 

@@ -228,6 +228,30 @@ def test_static_cache_gives_lerobots_actions_exactly(request, fixture, cameras_l
         np.testing.assert_array_equal(ours, theirs.astype(np.float64))
 
 
+def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(tiny_checkpoint):
+    """An expert with fewer layers than the VLM (LeRobot's num_expert_layers): the prefix pass
+    stops at the last layer the expert reads, and the steps skip the layers it has none for."""
+    from smolvla_ros.policy.static_expert import StaticExpert
+
+    config = PreTrainedConfig.from_pretrained(tiny_checkpoint)
+    config.num_expert_layers = 1  # of the VLM's 2: the expert reads layer 0 only
+    torch.manual_seed(0)
+    model = SmolVLAPolicy(config).model.eval()
+    static = StaticExpert(model)
+    assert static._last_read == 0 and len(static._vlm_layers) == 2
+    size = config.resize_imgs_with_padding[0]
+    generator = torch.Generator().manual_seed(1)
+    images = [torch.rand(1, 3, size, size, generator=generator) * 2 - 1 for _ in range(2)]
+    inputs = (images, [torch.ones(1, dtype=torch.bool)] * 2,
+              torch.randint(0, 50, (1, 9), generator=generator), torch.ones(1, 9, dtype=torch.bool),
+              torch.randn(1, config.max_state_dim, generator=generator))
+    noise = torch.randn(1, config.chunk_size, config.max_action_dim, generator=generator)
+    with torch.no_grad():
+        theirs = model.sample_actions(*inputs, noise=noise)
+        ours = static.sample_actions(*inputs, noise=noise)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("changes", [{"dtype": "bfloat16"}, {"quantize": "int8"}])
 def test_static_cache_changes_nothing_in_the_other_modes(tiny_checkpoint, changes):
     images, state = observation()

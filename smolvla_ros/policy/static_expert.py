@@ -1,4 +1,5 @@
-"""SmolVLA's denoising loop with a static KV cache, and on CUDA replayed as one CUDA graph.
+"""SmolVLA's prefix pass and denoising loop on a static KV cache, on CUDA replayed as one
+CUDA graph.
 
 LeRobot's ``VLAFlowMatching.sample_actions`` runs each of its ``num_steps`` denoising steps
 through ``SmolVLMWithExpertModel.forward`` with a ``DynamicCache``. Every step it appends the
@@ -6,8 +7,11 @@ suffix keys/values to the prefix cache and crops them off again, projects the co
 keys/values through each cross-attention layer's ``k_proj``/``v_proj`` anew, and rebuilds the
 masks, positions and time tensor on the host. None of that changes between steps.
 
-Here the prefix is LeRobot's own (``embed_prefix``, then ``forward`` filling the cache), and
-what is constant is computed once per chunk:
+Here the prefix embeddings are LeRobot's own (``embed_prefix``), and the prefix pass runs
+LeRobot's ``forward`` operations in their order, without a ``DynamicCache``: each layer's
+keys/values go straight to where the steps read them, and it stops at the last layer the
+expert reads (LeRobot also runs that layer's attention and MLP, and the final norm, and throws
+their outputs away). What is constant is computed once per chunk:
 - the cross-attention layers' projected prefix keys/values;
 - a buffer per self-attention layer holding the prefix keys/values, into which each step
   writes its suffix;
@@ -16,15 +20,16 @@ A step then calls LeRobot's own modules and functions in LeRobot's order (the ex
 norms, projections and MLPs, ``apply_rope``, ``eager_attention_forward``), so on the CPU the
 actions equal LeRobot's bit for bit (test_policy_runtime compares them).
 
-With fixed shapes and no host work left in it, the loop can be captured as a CUDA graph and
-replayed per chunk. That removes the kernel launches (~30 per expert layer and step,
-thousands per chunk), which is what bounds a small model on a GPU. The prefix and vision
-encoder stay eager. The prefix is as long as the instruction's tokens (LeRobot pads them to
-the longest in the batch), so for a graph it is padded, masked out, to a multiple of
-``prefix_bucket``: one or two captures per set of cameras, not one per instruction length.
-Masked keys get zero weight, so padding changes the result by rounding only. The CUDA path
-needs a GPU to run, and bench/gpu_bundle.py carries it to one. On the CPU the same loop runs
-eagerly, the padding included where asked (tests).
+With fixed shapes and no host work left in them, the prefix pass and the loop can be
+captured as one CUDA graph and replayed per chunk. That removes the kernel launches (~30 per
+layer and step, thousands per chunk), which is what bounds a small model on a GPU. The
+vision encoder and ``embed_prefix`` stay eager. The prefix is as long as the instruction's
+tokens (LeRobot pads them to the longest in the batch), so for a graph its embeddings are
+padded at the end, masked out, to a multiple of ``prefix_bucket`` (as LeRobot's own
+``prefix_length`` pads them): one or two captures per set of cameras, not one per
+instruction length. Masked keys get zero weight, so padding changes the result by rounding
+only. The CUDA path needs a GPU to run, and bench/gpu_bundle.py carries it to one. On the CPU
+the same code runs eagerly, the padding included where asked (tests).
 """
 
 from __future__ import annotations
@@ -51,8 +56,11 @@ class StaticExpert:
         self.capture_error = ""  # why the CUDA graph could not be used; the loop then runs eagerly
         self._apply_rope = apply_rope
         vlm_with_expert = model.vlm_with_expert
-        self._expert_layers = vlm_with_expert.get_model_layers(
-            [vlm_with_expert.get_vlm_model().text_model, vlm_with_expert.lm_expert])[1]
+        self._vlm_layers, self._expert_layers = vlm_with_expert.get_model_layers(
+            [vlm_with_expert.get_vlm_model().text_model, vlm_with_expert.lm_expert])
+        # The prefix pass ends at the last layer whose keys/values the expert reads.
+        self._last_read = max(index for index, layer in enumerate(self._expert_layers)
+                              if layer is not None)
         every = vlm_with_expert.self_attn_every_n_layers
         self._self_attn = [("cross" not in vlm_with_expert.attention_mode
                             or (every > 0 and index % every == 0))
@@ -81,37 +89,72 @@ class StaticExpert:
             return self._sample(images, img_masks, lang_tokens, lang_masks, state, noise)
 
     def _sample(self, images, img_masks, lang_tokens, lang_masks, state, noise):
-        from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
-
         model = self.model
         if noise is None:
             noise = model.sample_noise(
                 (state.shape[0], model.config.chunk_size, model.config.max_action_dim), state.device)
-        prefix_embs, prefix_pad_masks, prefix_att_masks = model.embed_prefix(
-            images, img_masks, lang_tokens, lang_masks, state=state)
-        _, cache = model.vlm_with_expert.forward(
-            attention_mask=make_att_2d_masks(prefix_pad_masks, prefix_att_masks),
-            position_ids=torch.cumsum(prefix_pad_masks, dim=1) - 1,
-            past_key_values=None, inputs_embeds=[prefix_embs, None], use_cache=True)
-        constants = self._constants(cache, prefix_pad_masks)
+        prefix = self._padded(*model.embed_prefix(images, img_masks, lang_tokens, lang_masks,
+                                                  state=state))
         if not self.cuda_graph:
-            return self._denoise(constants, noise)
+            return self._run(*prefix, noise)
         with self._lock:
-            return self._replay(constants, noise)
+            return self._replay(*prefix, noise)
 
-    def _constants(self, cache, prefix_pad_masks) -> dict[str, torch.Tensor]:
+    def _padded(self, embeddings, pad_masks, att_masks) -> tuple[torch.Tensor, ...]:
+        """The prefix padded at its end to a multiple of ``prefix_bucket``: zero embeddings,
+        masked out (pad mask False), in the last attention block (att mask 0)."""
+        extra = -embeddings.shape[1] % self.prefix_bucket if self.prefix_bucket else 0
+        if not extra:
+            return embeddings, pad_masks, att_masks
+        pad = torch.nn.functional.pad
+        return pad(embeddings, (0, 0, 0, extra)), pad(pad_masks, (0, extra)), pad(att_masks, (0, extra))
+
+    def _run(self, embeddings, pad_masks, att_masks, noise) -> torch.Tensor:
+        """Prefix pass, constants and steps: what a CUDA graph captures."""
+        return self._denoise(self._constants(self._prefix_pass(embeddings, pad_masks, att_masks),
+                                             pad_masks), noise)
+
+    def _prefix_pass(self, embeddings, pad_masks, att_masks) -> dict[int, tuple]:
+        """LeRobot's prefix pass (``forward`` filling its cache: self-attention in every
+        layer), its operations in its order; returns each layer's keys and values after RoPE
+        as its cache holds them ([B, H, L, D]), up to the last layer the expert reads."""
+        from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
+
+        vlm_with_expert = self.model.vlm_with_expert
+        mask = make_att_2d_masks(pad_masks, att_masks)
+        positions = torch.cumsum(pad_masks, dim=1) - 1
+        hidden, batch, kv = embeddings, embeddings.shape[0], {}
+        for index, layer in enumerate(self._vlm_layers[: self._last_read + 1]):
+            attn = layer.self_attn
+            normed = layer.input_layernorm(hidden)
+            shape = (*normed.shape[:-1], -1, attn.head_dim)
+            normed = normed.to(dtype=attn.q_proj.weight.dtype)
+            query = self._apply_rope(torch.cat([attn.q_proj(normed).view(shape)], dim=1), positions)
+            keys = self._apply_rope(torch.cat([attn.k_proj(normed).view(shape)], dim=1), positions)
+            values = torch.cat([attn.v_proj(normed).view(shape)], dim=1)
+            kv[index] = keys.transpose(1, 2), values.transpose(1, 2)
+            if index == self._last_read:
+                break  # this layer's output is read by no one
+            attended = vlm_with_expert.eager_attention_forward(
+                mask, batch, self._head_dim, query, keys, values)
+            if attended.dtype != attn.o_proj.weight.dtype:
+                attended = attended.to(attn.o_proj.weight.dtype)
+            out = attn.o_proj(attended[:, 0:hidden.shape[1]])
+            out += hidden
+            residual = out.clone()
+            out = layer.mlp(layer.post_attention_layernorm(out))
+            out += residual
+            hidden = out
+        return kv
+
+    def _constants(self, kv: dict[int, tuple], prefix_pad_masks) -> dict[str, torch.Tensor]:
         """Everything a step reads that does not change between steps, as LeRobot's
         ``denoise_step`` and ``forward_cross_attn_layer`` compute it."""
-        from lerobot.policies.common.vla_utils import create_sinusoidal_pos_embedding
         from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
 
         model, config = self.model, self.model.config
-        batch, real_len = prefix_pad_masks.shape
+        batch, prefix_len = prefix_pad_masks.shape
         chunk, device = config.chunk_size, prefix_pad_masks.device
-        prefix_len = -(-real_len // self.prefix_bucket) * self.prefix_bucket if self.prefix_bucket \
-            else real_len  # the keys past real_len are zeros, masked out
-        if prefix_len > real_len:
-            prefix_pad_masks = torch.nn.functional.pad(prefix_pad_masks, (0, prefix_len - real_len))
         suffix_pad_masks = torch.ones(batch, chunk, dtype=torch.bool, device=device)
         suffix_att_masks = torch.ones(batch, chunk, dtype=torch.float32, device=device)
         constants = {
@@ -124,32 +167,20 @@ class StaticExpert:
         position_ids = constants["position_ids"]
         constants["expert_position_ids"] = (
             position_ids - torch.min(position_ids, dim=1, keepdim=True).values)
-        dtype = model.action_in_proj.weight.dtype
-        key = (batch, config.num_steps, str(device), dtype)
-        if key not in self._time_embs:  # the same every chunk: made once, not copied each time
-            dt = -1.0 / config.num_steps
-            self._time_embs[key] = [create_sinusoidal_pos_embedding(
-                torch.tensor(1.0 + step * dt, dtype=torch.float32, device=device).expand(batch),
-                model.vlm_with_expert.expert_hidden_size, config.min_period, config.max_period,
-                device=device).type(dtype) for step in range(config.num_steps)]
-        for step, time_emb in enumerate(self._time_embs[key]):
+        for step, time_emb in enumerate(self._time_embeddings(batch, device)):
             constants[f"time_emb{step}"] = time_emb
         for index, layer in enumerate(self._expert_layers):
             if layer is None:
                 continue
-            keys, values = cache.layers[index].keys, cache.layers[index].values  # [B, H, L, D]
+            keys, values = kv[index]  # [B, H, L, D]
             if self._self_attn[index]:
-                # [prefix; suffix] as DynamicCache.update concatenates them; steps fill the suffix,
-                # and the bucket's padding between the two stays zero.
+                # [prefix; suffix] as DynamicCache.update concatenates them; steps fill the suffix.
                 shape = (*keys.shape[:2], prefix_len + chunk, keys.shape[3])
                 constants[f"keys{index}"] = keys.new_zeros(shape)
                 constants[f"values{index}"] = values.new_zeros(shape)
-                constants[f"keys{index}"][:, :, :real_len] = keys
-                constants[f"values{index}"][:, :, :real_len] = values
+                constants[f"keys{index}"][:, :, :prefix_len] = keys
+                constants[f"values{index}"][:, :, :prefix_len] = values
             else:
-                if prefix_len > real_len:  # zero keys and values for the padding, masked out
-                    keys = torch.nn.functional.pad(keys, (0, 0, 0, prefix_len - real_len))
-                    values = torch.nn.functional.pad(values, (0, 0, 0, prefix_len - real_len))
                 keys, values = keys.transpose(1, 2), values.transpose(1, 2)
                 attn = layer.self_attn
                 keys = keys.to(dtype=attn.k_proj.weight.dtype).reshape(*keys.shape[:2], -1)
@@ -159,6 +190,21 @@ class StaticExpert:
                 constants[f"values{index}"] = attn.v_proj(values).view(
                     *values.shape[:-1], -1, attn.head_dim)
         return constants
+
+    def _time_embeddings(self, batch: int, device) -> list[torch.Tensor]:
+        """Each step's time embedding: the same every chunk, so made once (outside any graph)."""
+        from lerobot.policies.common.vla_utils import create_sinusoidal_pos_embedding
+
+        model, config = self.model, self.model.config
+        dtype = model.action_in_proj.weight.dtype
+        key = (batch, config.num_steps, str(device), dtype)
+        if key not in self._time_embs:
+            dt = -1.0 / config.num_steps
+            self._time_embs[key] = [create_sinusoidal_pos_embedding(
+                torch.tensor(1.0 + step * dt, dtype=torch.float32, device=device).expand(batch),
+                model.vlm_with_expert.expert_hidden_size, config.min_period, config.max_period,
+                device=device).type(dtype) for step in range(config.num_steps)]
+        return self._time_embs[key]
 
     def _denoise(self, constants: dict[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
         """LeRobot's Euler loop (``euler_integrate``) over ``denoise_step``."""
@@ -212,41 +258,38 @@ class StaticExpert:
         out += residual
         return out
 
-    def _replay(self, constants: dict[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
-        """The loop as a CUDA graph: captured once per set of shapes, replayed with this
-        chunk's constants and noise copied into the captured buffers."""
-        key = tuple((name, tuple(value.shape), value.dtype) for name, value in constants.items())
-        key += (tuple(noise.shape), noise.dtype, str(noise.device))
+    def _replay(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Prefix pass and loop as a CUDA graph: captured once per set of shapes, replayed
+        with this chunk's prefix embeddings, masks and noise copied into its input buffers."""
+        key = tuple((tuple(value.shape), value.dtype, str(value.device)) for value in inputs)
         if key not in self._graphs:
             try:
-                self._graphs[key] = self._capture(constants, noise)
+                self._graphs[key] = self._capture(inputs)
             except (RuntimeError, AssertionError) as error:  # AssertionError: torch without CUDA
                 # Not retried every chunk: the loop runs eagerly from now on, and mode says so.
                 self.cuda_graph = False
                 self.capture_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
                 warnings.warn(f"CUDA graph capture failed ({self.capture_error}); the static-cache "
                               "loop runs eagerly instead", RuntimeWarning, stacklevel=2)
-                return self._denoise(constants, noise)
-        graph, inputs, start, out = self._graphs[key]
-        for name, value in constants.items():
-            if not name.startswith("time_emb"):  # made once per runtime: captured as they are
-                inputs[name].copy_(value)
-        start.copy_(noise)
+                return self._run(*inputs)
+        graph, buffers, out = self._graphs[key]
+        for buffer, value in zip(buffers, inputs):
+            buffer.copy_(value)
         graph.replay()
         return out.clone()
 
-    def _capture(self, constants: dict[str, torch.Tensor], noise: torch.Tensor) -> tuple:
-        """(graph, its input buffers, its noise buffer, its output) for these shapes."""
-        inputs = {name: value.clone() for name, value in constants.items()}
-        start = noise.clone()
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> tuple:
+        """(graph, its input buffers, its output) for these shapes."""
+        embeddings, _, _, noise = buffers = tuple(value.clone() for value in inputs)
+        self._time_embeddings(embeddings.shape[0], noise.device)  # made outside the graph's pool
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
             for _ in range(2):
-                self._denoise(inputs, start)
+                self._run(*buffers)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: CUDA calls of other threads (camera decoding...) cannot break the capture
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            out = self._denoise(inputs, start)
-        return graph, inputs, start, out
+            out = self._run(*buffers)
+        return graph, buffers, out
