@@ -6,12 +6,14 @@ VLM's pass over the prefix and the action expert's denoising steps. The static c
 tensors, with no host work: the prefix embeddings and their two masks, and the noise, in; the
 chunk in model space out. So it exports as a plain graph too. Each variant runs the same
 prefixes (two instructions of different lengths: the prefix length is a dynamic dimension),
-round-robin so machine noise hits all of them alike. Printed per variant: median seconds per
+round-robin so machine noise hits all of them alike. The prefixes are made once, in float32
+(vision encoder included): the deviations are the prefix pass's and the steps' alone. Printed per variant: median seconds per
 pass, its ratio to torch float32, and max |Δ| of the actions in LeRobot units (degrees;
 gripper 0-100) against torch float32; and for OpenVINO the seconds a node would spend at
 load: torch.export, conversion, compilation.
 
-    torch fp32 | bf16       the static cache's function, eager; bf16 = dtype:=bfloat16's cast
+    torch fp32 | bf16       the static cache's function, eager; bf16 = after dtype:=bfloat16's
+                            cast of the VLM and expert
     OV fp32 | OV bf16       the same function through torch.export, converted by OpenVINO;
                             bf16 = its inference precision hint (f32 where the CPU has none)
 
@@ -37,8 +39,8 @@ import torch
 from smolvla_ros.policy.openvino_vision import PRECISION_HINTS, compile_for_latency
 from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
 from smolvla_ros.policy.static_expert import StaticExpert
+from vision_runtimes import THREADS, round_robin  # bench/, beside this script
 
-THREADS = 2
 TASKS = ("pick up the cube", "put the red block in the blue box, then open the gripper")
 
 
@@ -138,15 +140,7 @@ def main() -> None:
             reference = [degrees(variants["torch fp32"](x)) for x in inputs]
             deltas = {name: max(np.abs(degrees(call(x)) - r).max() for x, r in zip(inputs, reference))
                       for name, call in variants.items()}
-            times = {name: [] for name in variants}
-            print(f"  timing {len(variants)} variants round-robin: 1 warm-up + {args.rounds} "
-                  f"rounds, {THREADS} threads", flush=True)
-            for round_ in range(1 + args.rounds):
-                for name, call in variants.items():
-                    started = time.perf_counter()
-                    call(inputs[round_ % len(inputs)])
-                    if round_:
-                        times[name].append(time.perf_counter() - started)
+            times = round_robin(variants, inputs, args.rounds, warm_up=1)
     steps = runtime.policy.config.num_steps
     base = statistics.median(times["torch fp32"])
     print(f"\nprefix pass + {steps} flow steps, CPU ({os.cpu_count()} cores)")

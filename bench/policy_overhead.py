@@ -105,10 +105,11 @@ class Stages:
 
 
 class BareHops:
-    """The node path's two DDS hops between two bare rclpy nodes in this process, each taken
-    right after a model call as the node's are: what rclpy and DDS cost without policy_node.
-    The instruction hop is publish to callback (String); the chunk hop, a 50-point
-    JointTrajectory built from a chunk, published, and taken by a subscriber's callback."""
+    """The node path's two DDS hops between two bare rclpy nodes in this process: what rclpy
+    and DDS cost without policy_node. The instruction hop is publish to callback (String);
+    the chunk hop, a 50-point JointTrajectory built from a chunk, published, and taken by a
+    subscriber's callback. Each is taken right after a model call, as the node's chunk hop
+    always is (its instruction hop is in half the trials), with the node idle."""
 
     def __init__(self, points: int):
         self.chunk = np.tile(JOINTS, (points, 1))
@@ -135,7 +136,8 @@ class BareHops:
         self.arrived.clear()
         started = time.perf_counter()
         publisher.publish(build())
-        self.arrived.wait(timeout=10)
+        if not self.arrived.wait(timeout=10):
+            raise RuntimeError("a bare hop was not delivered in 10 s")
         return self.arrival - started
 
     def _trajectory(self) -> JointTrajectory:
@@ -269,6 +271,7 @@ def main() -> None:
                 else:
                     times["direct"].append(direct(task))
                     times["node"].append(harness.call(task))
+            harness.stop()  # idle: the node's next chunk must not run beside the bare hops
             hops = BareHops(points=harness.node.runtime.n_action_steps)
             for trial in range(trials):
                 hops.measure(lambda: direct("pick up the cube"))

@@ -161,6 +161,21 @@ def make_int8(onnx_path: str, out_path: str, size: str) -> None:
     openvino.save_model(quantized, out_path)
 
 
+def round_robin(variants: dict, inputs: list, rounds: int, warm_up: int) -> dict[str, list[float]]:
+    """Seconds per call of each variant: every round calls each once, on the round's input,
+    so machine noise hits all of them alike; the warm-up rounds are not kept."""
+    times = {name: [] for name in variants}
+    print(f"  timing {len(variants)} variants round-robin: {warm_up} warm-up + {rounds} rounds, "
+          f"{THREADS} threads", flush=True)
+    for round_ in range(warm_up + rounds):
+        for name, call in variants.items():
+            started = time.perf_counter()
+            call(inputs[round_ % len(inputs)])
+            if round_ >= warm_up:
+                times[name].append(time.perf_counter() - started)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-size", action="store_true", help="SmolVLA's 450M architecture")
@@ -187,15 +202,7 @@ def main() -> None:
         scale = max(np.abs(r).max() for r in reference)
         deltas = {name: max(np.abs(call(x) - r).max() for x, r in zip(check, reference))
                   for name, call in variants.items()}
-        times = {name: [] for name in variants}
-        print(f"  timing {len(variants)} variants round-robin: 2 warm-up + {args.rounds} rounds, "
-              f"{THREADS} threads", flush=True)
-        for round_ in range(2 + args.rounds):
-            for name, call in variants.items():
-                started = time.perf_counter()
-                call(check[round_ % len(check)])
-                if round_ >= 2:
-                    times[name].append(time.perf_counter() - started)
+        times = round_robin(variants, check, args.rounds, warm_up=2)
     base = times["torch fp32"]
     print(f"\nvision encoder, one {size}x{size} image, CPU ({os.cpu_count()} cores)")
     print(f"  {'variant':<12} {'s/image':>8} {'ratio':>6} {'paired':>6} {'max |d|':>9} {'relative':>9}")

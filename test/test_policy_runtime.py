@@ -228,17 +228,26 @@ def test_static_cache_gives_lerobots_actions_exactly(request, fixture, cameras_l
         np.testing.assert_array_equal(ours, theirs.astype(np.float64))
 
 
-def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(tiny_checkpoint):
+@pytest.mark.parametrize("size, expert_layers, self_attn_every, read", [
+    ("tiny", 1, 2, [0]),  # of the VLM's 2 layers, the expert reads the first only
+    # Of 4: layer 1 runs unread between two read ones, layer 3 not at all. (Self-attention every
+    # 4th layer: with every 2nd, LeRobot's own loop fails on this model.)
+    ("small", 2, 4, [0, 2]),
+])
+def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(
+        tmp_path, size, expert_layers, self_attn_every, read):
     """An expert with fewer layers than the VLM (LeRobot's num_expert_layers): the prefix pass
-    stops at the last layer the expert reads, and the steps skip the layers it has none for."""
+    keeps the layers the expert reads and stops at the last of them, and the steps skip the
+    layers it has none for."""
     from smolvla_ros.policy.static_expert import StaticExpert
+    from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 
-    config = PreTrainedConfig.from_pretrained(tiny_checkpoint)
-    config.num_expert_layers = 1  # of the VLM's 2: the expert reads layer 0 only
+    config = PreTrainedConfig.from_pretrained(make_test_checkpoint(tmp_path / "ckpt", size=size))
+    config.num_expert_layers, config.self_attn_every_n_layers = expert_layers, self_attn_every
     torch.manual_seed(0)
     model = SmolVLAPolicy(config).model.eval()
     static = StaticExpert(model)
-    assert static._last_read == 0 and len(static._vlm_layers) == 2
+    assert [i for i, layer in enumerate(static._expert_layers) if layer is not None] == read
     size = config.resize_imgs_with_padding[0]
     generator = torch.Generator().manual_seed(1)
     images = [torch.rand(1, 3, size, size, generator=generator) * 2 - 1 for _ in range(2)]
@@ -249,7 +258,9 @@ def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(ti
     with torch.no_grad():
         theirs = model.sample_actions(*inputs, noise=noise)
         ours = static.sample_actions(*inputs, noise=noise)
+        kept = static._prefix_pass(*static._padded(*model.embed_prefix(*inputs)))
     torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert sorted(kept) == read
 
 
 @pytest.mark.parametrize("changes", [{"dtype": "bfloat16"}, {"quantize": "int8"}])

@@ -8,10 +8,10 @@ keys/values through each cross-attention layer's ``k_proj``/``v_proj`` anew, and
 masks, positions and time tensor on the host. None of that changes between steps.
 
 Here the prefix embeddings are LeRobot's own (``embed_prefix``), and the prefix pass runs
-LeRobot's ``forward`` operations in their order, without a ``DynamicCache``: each layer's
-keys/values go straight to where the steps read them, and it stops at the last layer the
-expert reads (LeRobot also runs that layer's attention and MLP, and the final norm, and throws
-their outputs away). What is constant is computed once per chunk:
+LeRobot's ``forward`` operations in their order, without a ``DynamicCache``: it keeps the
+keys/values of the layers the expert reads, and stops at the last of them (LeRobot also runs
+that layer's attention and MLP, the layers after it, and the final norm, and throws their
+outputs away). What is constant is computed once per chunk:
 - the cross-attention layers' projected prefix keys/values;
 - a buffer per self-attention layer holding the prefix keys/values, into which each step
   writes its suffix;
@@ -116,35 +116,26 @@ class StaticExpert:
 
     def _prefix_pass(self, embeddings, pad_masks, att_masks) -> dict[int, tuple]:
         """LeRobot's prefix pass (``forward`` filling its cache: self-attention in every
-        layer), its operations in its order; returns each layer's keys and values after RoPE
-        as its cache holds them ([B, H, L, D]), up to the last layer the expert reads."""
+        layer), its operations in its order; returns the keys and values after RoPE of each
+        layer the expert reads, as its cache holds them ([B, H, L, D])."""
         from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
 
-        vlm_with_expert = self.model.vlm_with_expert
         mask = make_att_2d_masks(pad_masks, att_masks)
         positions = torch.cumsum(pad_masks, dim=1) - 1
-        hidden, batch, kv = embeddings, embeddings.shape[0], {}
-        for index, layer in enumerate(self._vlm_layers[: self._last_read + 1]):
+        hidden, kv = embeddings, {}
+        for index, layer in enumerate(self._vlm_layers):
             attn = layer.self_attn
             normed = layer.input_layernorm(hidden)
             shape = (*normed.shape[:-1], -1, attn.head_dim)
             normed = normed.to(dtype=attn.q_proj.weight.dtype)
-            query = self._apply_rope(torch.cat([attn.q_proj(normed).view(shape)], dim=1), positions)
             keys = self._apply_rope(torch.cat([attn.k_proj(normed).view(shape)], dim=1), positions)
             values = torch.cat([attn.v_proj(normed).view(shape)], dim=1)
-            kv[index] = keys.transpose(1, 2), values.transpose(1, 2)
+            if self._expert_layers[index] is not None:
+                kv[index] = keys.transpose(1, 2), values.transpose(1, 2)
             if index == self._last_read:
-                break  # this layer's output is read by no one
-            attended = vlm_with_expert.eager_attention_forward(
-                mask, batch, self._head_dim, query, keys, values)
-            if attended.dtype != attn.o_proj.weight.dtype:
-                attended = attended.to(attn.o_proj.weight.dtype)
-            out = attn.o_proj(attended[:, 0:hidden.shape[1]])
-            out += hidden
-            residual = out.clone()
-            out = layer.mlp(layer.post_attention_layernorm(out))
-            out += residual
-            hidden = out
+                break  # the rest of this layer, and the layers after it, are read by no one
+            query = self._apply_rope(torch.cat([attn.q_proj(normed).view(shape)], dim=1), positions)
+            hidden = self._attend(layer, hidden, mask, query, keys, values)
         return kv
 
     def _constants(self, kv: dict[int, tuple], prefix_pad_masks) -> dict[str, torch.Tensor]:
@@ -152,9 +143,8 @@ class StaticExpert:
         ``denoise_step`` and ``forward_cross_attn_layer`` compute it."""
         from lerobot.policies.smolvla.modeling_smolvla import make_att_2d_masks
 
-        model, config = self.model, self.model.config
         batch, prefix_len = prefix_pad_masks.shape
-        chunk, device = config.chunk_size, prefix_pad_masks.device
+        chunk, device = self.model.config.chunk_size, prefix_pad_masks.device
         suffix_pad_masks = torch.ones(batch, chunk, dtype=torch.bool, device=device)
         suffix_att_masks = torch.ones(batch, chunk, dtype=torch.float32, device=device)
         constants = {
@@ -228,7 +218,6 @@ class StaticExpert:
     def _layer(self, index: int, layer, hidden: torch.Tensor, constants) -> torch.Tensor:
         """One expert layer on the suffix, as SmolVLMWithExpertModel.forward runs it."""
         attn = layer.self_attn
-        batch = hidden.shape[0]
         normed = layer.input_layernorm(hidden)
         shape = (*normed.shape[:-1], -1, attn.head_dim)
         normed = normed.to(dtype=attn.q_proj.weight.dtype)
@@ -247,11 +236,16 @@ class StaticExpert:
         else:  # forward_cross_attn_layer, its keys/values projected once per chunk
             query = self._apply_rope(query, constants["expert_position_ids"])
             mask = constants["attention_mask"][:, -hidden.shape[1]:, : keys.shape[1]]
+        return self._attend(layer, hidden, mask, query, keys, values)
+
+    def _attend(self, layer, hidden, mask, query, keys, values) -> torch.Tensor:
+        """A layer's attention, output projection, residuals and MLP, as
+        SmolVLMWithExpertModel.forward runs them after the projections."""
         attended = self.model.vlm_with_expert.eager_attention_forward(
-            mask, batch, self._head_dim, query, keys, values)
-        if attended.dtype != attn.o_proj.weight.dtype:
-            attended = attended.to(attn.o_proj.weight.dtype)
-        out = attn.o_proj(attended[:, 0:hidden.shape[1]])
+            mask, hidden.shape[0], self._head_dim, query, keys, values)
+        if attended.dtype != layer.self_attn.o_proj.weight.dtype:
+            attended = attended.to(layer.self_attn.o_proj.weight.dtype)
+        out = layer.self_attn.o_proj(attended[:, 0:hidden.shape[1]])
         out += hidden
         residual = out.clone()
         out = layer.mlp(layer.post_attention_layernorm(out))
@@ -262,12 +256,14 @@ class StaticExpert:
         """Prefix pass and loop as a CUDA graph: captured once per set of shapes, replayed
         with this chunk's prefix embeddings, masks and noise copied into its input buffers."""
         key = tuple((tuple(value.shape), value.dtype, str(value.device)) for value in inputs)
+        key += (self.model.config.num_steps,)  # the steps are unrolled in the graph
         if key not in self._graphs:
             try:
                 self._graphs[key] = self._capture(inputs)
             except (RuntimeError, AssertionError) as error:  # AssertionError: torch without CUDA
                 # Not retried every chunk: the loop runs eagerly from now on, and mode says so.
                 self.cuda_graph = False
+                self.prefix_bucket = 0  # eager: padding would only add work
                 self.capture_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
                 warnings.warn(f"CUDA graph capture failed ({self.capture_error}); the static-cache "
                               "loop runs eagerly instead", RuntimeWarning, stacklevel=2)
