@@ -46,7 +46,7 @@ TASKS = ("pick up the cube", "put the red block in the blue box, then open the g
 
 def prefixes(runtime: PolicyRuntime, image_shape: tuple[int, int]) -> list[tuple[torch.Tensor, ...]]:
     """The static cache's inputs for each of TASKS, as a runtime's inference makes them."""
-    static = runtime.policy.model.sample_actions.__self__
+    static = runtime._static_expert
     run, taken = static._run, []
     static._run = lambda *inputs: taken.append(inputs) or run(*inputs)
     rng = np.random.default_rng(0)
@@ -123,11 +123,11 @@ def main() -> None:
             checkpoint = str(make_test_checkpoint(Path(folder) / "ckpt", full_size=args.full_size))
         runtime = PolicyRuntime(PolicyRuntimeConfig(checkpoint, device="cpu", static_cache=True))
         inputs = prefixes(runtime, (480, 640))
-        static = runtime.policy.model.sample_actions.__self__
+        static = runtime._static_expert
         cast = PolicyRuntime(PolicyRuntimeConfig(checkpoint, device="cpu", dtype="bfloat16",
                                                  static_cache=True))
         variants = {"torch fp32": lambda x: static._run(*x),
-                    "torch bf16": lambda x, s=cast.policy.model.sample_actions.__self__: s._run(*x)}
+                    "torch bf16": lambda x, s=cast._static_expert: s._run(*x)}
         print(f"  exporting and converting (prefix lengths {[x[0].shape[1] for x in inputs]})",
               flush=True)
         made, spent = openvino_variants(static, inputs[0])

@@ -248,9 +248,9 @@ def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(
     model = SmolVLAPolicy(config).model.eval()
     static = StaticExpert(model)
     assert [i for i, layer in enumerate(static._expert_layers) if layer is not None] == read
-    size = config.resize_imgs_with_padding[0]
+    pixels = config.resize_imgs_with_padding[0]
     generator = torch.Generator().manual_seed(1)
-    images = [torch.rand(1, 3, size, size, generator=generator) * 2 - 1 for _ in range(2)]
+    images = [torch.rand(1, 3, pixels, pixels, generator=generator) * 2 - 1 for _ in range(2)]
     inputs = (images, [torch.ones(1, dtype=torch.bool)] * 2,
               torch.randint(0, 50, (1, 9), generator=generator), torch.ones(1, 9, dtype=torch.bool),
               torch.randn(1, config.max_state_dim, generator=generator))
