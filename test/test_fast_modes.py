@@ -63,3 +63,34 @@ def test_expert_runtimes_compares_the_prefix_pass_and_steps_with_torch_float32()
     assert rows["torch fp32"][1] == 0.0 and rows["torch bf16"][1] > 0
     assert rows["OV fp32"][1] < 1e-3  # float32: rounding only, in degrees
     assert "made once at load: torch.export" in result.stdout
+
+
+def test_chunk_flops_counts_the_vision_encoder_as_its_shapes_say(tiny_checkpoint):
+    """The counted arithmetic of the vision stage equals the count from the encoder's shapes
+    (the patch convolution, each layer's projections, MLP and attention, the connector, and the
+    state projection embed_prefix runs too): the CPU's fused attention, which torch's counter
+    leaves out, is counted."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import chunk_flops
+
+    call, policy = chunk_flops.lerobot_call(tiny_checkpoint)
+    counts = chunk_flops.counted_flops(policy, call)
+    vlm = policy.model.vlm_with_expert.config
+    vision, width = vlm.vision_config, vlm.text_config.hidden_size
+    tokens, h = (vision.image_size // vision.patch_size) ** 2, vision.hidden_size
+    layer = 8 * tokens * h * h + 4 * tokens * h * vision.intermediate_size + 4 * tokens ** 2 * h
+    image = (2 * tokens * 3 * vision.patch_size ** 2 * h + vision.num_hidden_layers * layer
+             + 2 * tokens * h * width)
+    assert counts["vision encoder + embed"] == 2 * image + 2 * policy.config.max_state_dim * width
+    assert counts["VLM prefix pass"] > 0 and counts["action expert, flow steps"] > 0
+    assert counts["all"] == sum(counts[stage] for stage, _ in chunk_flops.STAGES)
+
+
+def test_chunk_flops_prints_the_floor_for_each_dtype():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "chunk_flops.py"), "--rounds", "1"],
+        env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for dtype in ("float32", "bfloat16", "int8"):
+        assert re.search(rf"^{dtype}: matrix product best \d+ GFLOP/s .* beats x[\d.]+ over "
+                         r"LeRobot's call here$", result.stdout, re.MULTILINE), result.stdout
