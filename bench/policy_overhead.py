@@ -1,18 +1,19 @@
 """Benchmark: new-instruction-to-published-chunk time through policy_node vs LeRobot's
 direct call on the same input.
 
-Same process, same checkpoint, same observation (two 480x640 rgb8 camera images and a joint
-state, published once per trial): the direct call is LeRobot's
+Same checkpoint, same observation (two 480x640 rgb8 camera images and a joint state,
+published once per trial): the direct call is LeRobot's
 ``postprocess(predict_action_chunk(preprocess(prepare_observation_for_inference(obs))))``;
 the node path runs from publishing a new instruction to the chunk's arrival on
 ``action_chunk`` (DDS both ways, image and unit conversion, the worker hand-off included).
 Nothing else streams meanwhile, so the difference is the node's own overhead. Trials
-alternate A/B so machine drift hits both. The node runs with ``timing:=sync``: a chunk is
-published however long its inference took (in the default async timing a full-size chunk
-on a CPU is over before it is ready and the node holds instead: the trial never ended);
-the path through the node is otherwise the same. As a baseline for the two DDS hops, the
-same hops between two bare rclpy nodes in this process are timed too (BareHops). Printed,
-not asserted:
+alternate A/B so machine drift hits both. LeRobot's call runs in a child process of its own
+(DirectCallProcess says why; ``--same-process`` runs it in this one, as the bench first did).
+The node runs with ``timing:=sync``: a chunk is published however long its inference took
+(in the default async timing a full-size chunk on a CPU is over before it is ready and the
+node holds instead: the trial never ended); the path through the node is otherwise the same.
+As a baseline for the two DDS hops, the same hops between two bare rclpy nodes in this
+process are timed too (BareHops). Printed, not asserted:
 
     python bench/policy_overhead.py                 # tiny test checkpoint
     python bench/policy_overhead.py --full-size     # SmolVLA's 450M architecture (~1.8 GB)
@@ -21,6 +22,7 @@ not asserted:
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import threading
@@ -69,6 +71,36 @@ def direct_call(checkpoint: Path):
         postprocess(policy.predict_action_chunk(preprocess(frame)))
         return time.perf_counter() - started
     return call
+
+
+def _serve_direct_calls(checkpoint: Path, pipe) -> None:
+    call = direct_call(checkpoint)
+    while (task := pipe.recv()) is not None:
+        pipe.send(call(task))
+
+
+class DirectCallProcess:
+    """LeRobot's direct call in a child process of its own, called in turn with the node's
+    trials (only one computes at a time). In the bench's process the call would run beside
+    the node's inference thread, and torch would hold two OpenMP thread pools on 2 cores:
+    libgomp then stops spinning at its barriers, and both paths run 1.5-2x slower than alone
+    (tiny model: 24 ms alone, 36-48 ms with the other pool alive). A user's node has one
+    pool (its inference thread), as LeRobot's script has one."""
+
+    def __init__(self, checkpoint: Path):
+        context = multiprocessing.get_context("spawn")  # no fork of rclpy's and torch's threads
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_serve_direct_calls, args=(checkpoint, child),
+                                       daemon=True)
+        self.process.start()
+
+    def __call__(self, task: str) -> float:
+        self.pipe.send(task)
+        return self.pipe.recv()
+
+    def close(self) -> None:
+        self.pipe.send(None)
+        self.process.join(timeout=30)
 
 
 class Stages:
@@ -250,11 +282,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-size", action="store_true")
     parser.add_argument("--trials", type=int, default=0, help="default: 40 tiny, 3 full-size")
+    parser.add_argument("--same-process", action="store_true",
+                        help="LeRobot's call in the bench's own process (two OpenMP pools)")
     args = parser.parse_args()
     trials = args.trials or (3 if args.full_size else 40)
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint = make_test_checkpoint(Path(folder) / "ckpt", full_size=args.full_size)
-        direct = direct_call(checkpoint)
+        checkpoint = Path(folder) / "ckpt"
+        # Made in a child process: torch run on this thread would leave an OpenMP pool
+        # beside the node's inference thread's (see DirectCallProcess).
+        maker = multiprocessing.get_context("spawn").Process(
+            target=make_test_checkpoint, args=(checkpoint,), kwargs={"full_size": args.full_size})
+        maker.start()
+        maker.join()
+        direct = direct_call(checkpoint) if args.same_process else DirectCallProcess(checkpoint)
         stages = Stages()
         harness = NodeHarness(checkpoint, stages)
         try:
@@ -278,12 +318,16 @@ def main() -> None:
             hops.close()
         finally:
             harness.close()
+            if not args.same_process:
+                direct.close()
     node, base = statistics.median(times["node"]), statistics.median(times["direct"])
     ratios = [n / d for n, d in zip(times["node"], times["direct"])]
     differences = sorted(n - d for n, d in zip(times["node"], times["direct"]))
     quartiles = statistics.quantiles(differences, n=4) if len(differences) > 1 else differences * 3
     size = "full-size (450M)" if args.full_size else "tiny"
-    print(f"{size} SmolVLA, 2 cameras {WIDTH}x{HEIGHT}, CPU, {trials} alternating trials")
+    where = "this process" if args.same_process else "a process of its own"
+    print(f"{size} SmolVLA, 2 cameras {WIDTH}x{HEIGHT}, CPU, {trials} alternating trials, "
+          f"LeRobot's call in {where}")
     print(f"  LeRobot direct call      median {base * 1e3:9.1f} ms")
     print(f"  through policy_node      median {node * 1e3:9.1f} ms")
     print(f"  ratio node/direct        median x{statistics.median(ratios):.3f} "
