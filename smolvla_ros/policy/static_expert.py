@@ -198,22 +198,25 @@ class StaticExpert:
 
     def _denoise(self, constants: dict[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
         """LeRobot's Euler loop (``euler_integrate``) over ``denoise_step``."""
-        model = self.model
-        steps = model.config.num_steps
-        dt = -1.0 / steps
         x_t = noise
-        for step in range(steps):
-            action_emb = model.action_in_proj(x_t)
-            time_emb = constants[f"time_emb{step}"][:, None, :].expand_as(action_emb)
-            hidden = model.action_time_mlp_out(torch.nn.functional.silu(
-                model.action_time_mlp_in(torch.cat([action_emb, time_emb], dim=2))))
-            for index, layer in enumerate(self._expert_layers):
-                if layer is not None:
-                    hidden = self._layer(index, layer, hidden, constants)
-            suffix_out = model.vlm_with_expert.lm_expert.norm(hidden)
-            suffix_out = suffix_out[:, -model.config.chunk_size:].to(dtype=torch.float32)
-            x_t = x_t + dt * model.action_out_proj(suffix_out)
+        for step in range(self.model.config.num_steps):
+            x_t = self._step(constants, x_t, constants[f"time_emb{step}"])
         return x_t
+
+    def _step(self, constants: dict[str, torch.Tensor], x_t: torch.Tensor,
+              time_emb: torch.Tensor) -> torch.Tensor:
+        """One Euler step: ``denoise_step`` at the time ``time_emb`` embeds, then x_t + dt * v."""
+        model = self.model
+        action_emb = model.action_in_proj(x_t)
+        time_emb = time_emb[:, None, :].expand_as(action_emb)
+        hidden = model.action_time_mlp_out(torch.nn.functional.silu(
+            model.action_time_mlp_in(torch.cat([action_emb, time_emb], dim=2))))
+        for index, layer in enumerate(self._expert_layers):
+            if layer is not None:
+                hidden = self._layer(index, layer, hidden, constants)
+        suffix_out = model.vlm_with_expert.lm_expert.norm(hidden)
+        suffix_out = suffix_out[:, -model.config.chunk_size:].to(dtype=torch.float32)
+        return x_t + (-1.0 / model.config.num_steps) * model.action_out_proj(suffix_out)
 
     def _layer(self, index: int, layer, hidden: torch.Tensor, constants) -> torch.Tensor:
         """One expert layer on the suffix, as SmolVLMWithExpertModel.forward runs it."""
