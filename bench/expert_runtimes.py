@@ -16,9 +16,12 @@ load: torch.export, conversion, compilation.
                             cast of the VLM and expert
     OV fp32 | OV bf16       the same function through torch.export, converted by OpenVINO;
                             bf16 = its inference precision hint (f32 where the CPU has none)
+    OV ... 1-step           the prefix pass in torch, and one step's graph on OpenVINO, run
+                            once per step: a tenth of the graph to export and convert
 
     python bench/expert_runtimes.py                 # tiny test checkpoint
     python bench/expert_runtimes.py --full-size     # SmolVLA's 450M architecture
+    python bench/expert_runtimes.py --full-size --no-whole-graph   # without the 6-minute graph
 
 Printed, not asserted.
 """
@@ -108,11 +111,89 @@ def openvino_variants(static: StaticExpert, example: tuple[torch.Tensor, ...]) -
     return variants, spent
 
 
+class Step(torch.nn.Module):
+    """One flow step of the static cache as an exportable module, the chunk's constants as
+    inputs. The self-attention layers' key/value buffers are copied first: a step writes its
+    suffix into them, and an exported graph should not write into its inputs."""
+
+    def __init__(self, static: StaticExpert, names: list[str]):
+        super().__init__()
+        self.static, self.names = static, names
+
+    def forward(self, x_t, time_emb, *constants):
+        tensors = {name: value.clone() if name.startswith(("keys", "values")) else value
+                   for name, value in zip(self.names, constants)}
+        return self.static._step(tensors, x_t, time_emb)
+
+
+def openvino_step_variants(static: StaticExpert, cast: StaticExpert,
+                           example: tuple[torch.Tensor, ...]) -> tuple[dict, dict]:
+    """{name: call} for the prefix pass in torch and each step on OpenVINO (one step's graph,
+    run num_steps times: a tenth of the graph to export and convert), fp32 and bf16; and the
+    seconds spent making them. The bf16 variant's prefix pass is ``cast``'s (the bfloat16
+    model, as ``torch bf16`` runs it), its constants handed to the graph in float32."""
+    import openvino
+
+    chunk, steps = static.model.config.chunk_size, static.model.config.num_steps
+
+    def constants_of(expert: StaticExpert, inputs) -> dict[str, torch.Tensor]:
+        embeddings, pad_masks, att_masks, _noise = inputs
+        constants = expert._constants(expert._prefix_pass(embeddings, pad_masks, att_masks), pad_masks)
+        return {name: value.float() if value.is_floating_point() else value
+                for name, value in constants.items()}
+
+    with torch.no_grad():
+        constants = constants_of(static, example)
+    names = [name for name in constants if not name.startswith("time_emb")]
+    prefix = torch.export.Dim("prefix", min=2, max=1024)
+    shapes = {"attention_mask": {2: prefix + chunk}}
+    for index, reads_itself in enumerate(static._self_attn):
+        for kind in ("keys", "values"):
+            shapes[f"{kind}{index}"] = {2: prefix + chunk} if reads_itself else {1: prefix}
+    spent = {}
+    started = time.perf_counter()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(
+            Step(static, names), (example[3], constants["time_emb0"], *(constants[n] for n in names)),
+            dynamic_shapes=(None, None, tuple(shapes.get(name) for name in names)))
+        from torch._decomp import core_aten_decompositions
+
+        decompositions = core_aten_decompositions()
+        decompositions[torch.ops.aten.empty_permuted.default] = empty_permuted
+        program = program.run_decompositions(decompositions)
+        spent["torch.export"] = time.perf_counter() - started
+        started = time.perf_counter()
+        graph = openvino.convert_model(program)
+    spent["convert"] = time.perf_counter() - started
+    variants = {}
+    for name, dtype, expert in (("OV fp32 1-step", "float32", static),
+                                ("OV bf16 1-step", "bfloat16", cast)):
+        started = time.perf_counter()
+        request = compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype],
+                                      THREADS).create_infer_request()
+        spent[f"compile {name}"] = time.perf_counter() - started
+
+        def run(inputs, request=request, expert=expert):
+            values = constants_of(expert, inputs)
+            fixed = [values[n].numpy() for n in names]
+            x_t = inputs[3]
+            for step in range(steps):
+                x_t = torch.from_numpy(request.infer(
+                    [x_t.numpy(), values[f"time_emb{step}"].numpy(), *fixed])[0].copy())
+            return x_t
+        variants[name] = run
+    return variants, spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-size", action="store_true", help="SmolVLA's 450M architecture")
     parser.add_argument("--policy-path", default="", help="this checkpoint instead")
     parser.add_argument("--rounds", type=int, default=6, help="timed rounds (default 6)")
+    parser.add_argument("--no-whole-graph", action="store_true",
+                        help="leave out OV fp32/bf16, whose graph holds all steps (minutes to "
+                             "convert at full size)")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     with tempfile.TemporaryDirectory() as folder:
@@ -130,7 +211,11 @@ def main() -> None:
                     "torch bf16": lambda x, s=cast._static_expert: s._run(*x)}
         print(f"  exporting and converting (prefix lengths {[x[0].shape[1] for x in inputs]})",
               flush=True)
-        made, spent = openvino_variants(static, inputs[0])
+        spent = {}
+        if not args.no_whole_graph:
+            made, spent = openvino_variants(static, inputs[0])
+            variants.update(made)
+        made, spent_step = openvino_step_variants(static, cast._static_expert, inputs[0])
         variants.update(made)
 
         def degrees(actions: torch.Tensor) -> np.ndarray:
@@ -144,13 +229,17 @@ def main() -> None:
     steps = runtime.policy.config.num_steps
     base = statistics.median(times["torch fp32"])
     print(f"\nprefix pass + {steps} flow steps, CPU ({os.cpu_count()} cores)")
-    print(f"  {'variant':<12} {'s/pass':>8} {'ratio':>6} {'max |d|':>9}")
+    print(f"  {'variant':<15} {'s/pass':>8} {'ratio':>6} {'max |d|':>9}")
     for name, seconds in times.items():
-        print(f"  {name:<12} {statistics.median(seconds):8.3f} {statistics.median(seconds) / base:6.2f} "
+        print(f"  {name:<15} {statistics.median(seconds):8.3f} {statistics.median(seconds) / base:6.2f} "
               f"{deltas[name]:9.3g}")
     print("  ratio: time / torch fp32's (< 1 is faster); max |d|: actions against torch fp32, in "
           "LeRobot units")
-    print("  OpenVINO, made once at load: " + ", ".join(f"{stage} {s:.1f} s" for stage, s in spent.items()))
+    if spent:
+        print("  OpenVINO, made once at load: "
+              + ", ".join(f"{stage} {s:.1f} s" for stage, s in spent.items()))
+    print("  OpenVINO 1-step (prefix pass in torch), made once at load: "
+          + ", ".join(f"{stage} {s:.1f} s" for stage, s in spent_step.items()))
 
 
 if __name__ == "__main__":

@@ -51,17 +51,21 @@ def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32
 
 
 def test_expert_runtimes_compares_the_prefix_pass_and_steps_with_torch_float32():
-    """The static cache's prefix pass and steps, eager and exported to OpenVINO, over two
-    prefix lengths (a dynamic dimension of the exported graph)."""
+    """The static cache's prefix pass and steps, eager and exported to OpenVINO (the whole
+    function, and one step's graph run per step), over two prefix lengths (a dynamic
+    dimension of the exported graphs)."""
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / "expert_runtimes.py"), "--rounds", "1"],
         env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {m.group(1): (float(m.group(2)), float(m.group(4))) for m in re.finditer(
-        r"^  (torch \w+|OV \w+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)$", result.stdout, re.MULTILINE)}
-    assert set(rows) == {"torch fp32", "torch bf16", "OV fp32", "OV bf16"}
+        r"^  (torch \w+|OV \w+(?: 1-step)?)\s+([\d.]+)\s+([\d.]+)\s+(\S+)$", result.stdout,
+        re.MULTILINE)}
+    assert set(rows) == {"torch fp32", "torch bf16", "OV fp32", "OV bf16", "OV fp32 1-step",
+                         "OV bf16 1-step"}
     assert rows["torch fp32"][1] == 0.0 and rows["torch bf16"][1] > 0
-    assert rows["OV fp32"][1] < 1e-3  # float32: rounding only, in degrees
+    assert rows["OV fp32"][1] < 1e-3 and rows["OV fp32 1-step"][1] < 1e-3  # rounding only, in degrees
+    assert rows["OV bf16 1-step"][1] > 0
     assert "made once at load: torch.export" in result.stdout
 
 
