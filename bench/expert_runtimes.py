@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smolvla_ros.policy.openvino_expert import OpenVINOSteps, export_program
 from smolvla_ros.policy.openvino_vision import PRECISION_HINTS, compile_for_latency
 from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
 from smolvla_ros.policy.static_expert import StaticExpert
@@ -62,14 +63,6 @@ def prefixes(runtime: PolicyRuntime, image_shape: tuple[int, int]) -> list[tuple
     return taken
 
 
-def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None, pin_memory=None):
-    """``aten.empty_permuted`` (what ``empty_like`` of a strided tensor exports to), which
-    OpenVINO 2026.4 cannot convert, as an empty tensor and a permute."""
-    order = list(physical_layout)
-    empty = torch.empty([size[i] for i in order], dtype=dtype, device=device)
-    return empty.permute([order.index(i) for i in range(len(order))])
-
-
 class Pass(torch.nn.Module):
     """The static cache's prefix pass and steps as an exportable module."""
 
@@ -84,18 +77,14 @@ class Pass(torch.nn.Module):
 def openvino_variants(static: StaticExpert, example: tuple[torch.Tensor, ...]) -> tuple[dict, dict]:
     """{name: call} for OV fp32 and bf16, and {stage: seconds} of making them."""
     import openvino
-    from torch._decomp import core_aten_decompositions
 
     spent = {}
     started = time.perf_counter()
     length = torch.export.Dim("prefix", min=2, max=1024)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(Pass(static), example,
-                                      dynamic_shapes=({1: length}, {1: length}, {1: length}, None))
-        decompositions = core_aten_decompositions()
-        decompositions[torch.ops.aten.empty_permuted.default] = empty_permuted
-        program = program.run_decompositions(decompositions)
+        program = export_program(Pass(static), example,
+                                 ({1: length}, {1: length}, {1: length}, None))
         spent["torch.export"] = time.perf_counter() - started
         started = time.perf_counter()
         graph = openvino.convert_model(program)
@@ -111,76 +100,31 @@ def openvino_variants(static: StaticExpert, example: tuple[torch.Tensor, ...]) -
     return variants, spent
 
 
-class Step(torch.nn.Module):
-    """One flow step of the static cache as an exportable module, the chunk's constants as
-    inputs. The self-attention layers' key/value buffers are copied first: a step writes its
-    suffix into them, and an exported graph should not write into its inputs."""
-
-    def __init__(self, static: StaticExpert, names: list[str]):
-        super().__init__()
-        self.static, self.names = static, names
-
-    def forward(self, x_t, time_emb, *constants):
-        tensors = {name: value.clone() if name.startswith(("keys", "values")) else value
-                   for name, value in zip(self.names, constants)}
-        return self.static._step(tensors, x_t, time_emb)
-
-
-def openvino_step_variants(static: StaticExpert, cast: StaticExpert,
-                           example: tuple[torch.Tensor, ...]) -> tuple[dict, dict]:
-    """{name: call} for the prefix pass in torch and each step on OpenVINO (one step's graph,
-    run num_steps times: a tenth of the graph to export and convert), fp32 and bf16; and the
-    seconds spent making them. The bf16 variant's prefix pass is ``cast``'s (the bfloat16
-    model, as ``torch bf16`` runs it), its constants handed to the graph in float32."""
-    import openvino
-
-    chunk, steps = static.model.config.chunk_size, static.model.config.num_steps
+def openvino_step_variants(static: StaticExpert, cast: StaticExpert) -> tuple[dict, dict]:
+    """{name: call} for the prefix pass in torch and each step on OpenVINO as
+    ``expert_runtime:=openvino`` runs them (one step's graph, run num_steps times), fp32 and
+    bf16; and the seconds each took to make. The bf16 variant's prefix pass is ``cast``'s (the
+    bfloat16 model, as ``torch bf16`` runs it)."""
+    steps = static.model.config.num_steps
 
     def constants_of(expert: StaticExpert, inputs) -> dict[str, torch.Tensor]:
         embeddings, pad_masks, att_masks, _noise = inputs
-        constants = expert._constants(expert._prefix_pass(embeddings, pad_masks, att_masks), pad_masks)
-        return {name: value.float() if value.is_floating_point() else value
-                for name, value in constants.items()}
+        return expert._constants(expert._prefix_pass(embeddings, pad_masks, att_masks), pad_masks)
 
-    with torch.no_grad():
-        constants = constants_of(static, example)
-    names = [name for name in constants if not name.startswith("time_emb")]
-    prefix = torch.export.Dim("prefix", min=2, max=1024)
-    shapes = {"attention_mask": {2: prefix + chunk}}
-    for index, reads_itself in enumerate(static._self_attn):
-        for kind in ("keys", "values"):
-            shapes[f"{kind}{index}"] = {2: prefix + chunk} if reads_itself else {1: prefix}
-    spent = {}
-    started = time.perf_counter()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.export.export(
-            Step(static, names), (example[3], constants["time_emb0"], *(constants[n] for n in names)),
-            dynamic_shapes=(None, None, tuple(shapes.get(name) for name in names)))
-        from torch._decomp import core_aten_decompositions
-
-        decompositions = core_aten_decompositions()
-        decompositions[torch.ops.aten.empty_permuted.default] = empty_permuted
-        program = program.run_decompositions(decompositions)
-        spent["torch.export"] = time.perf_counter() - started
-        started = time.perf_counter()
-        graph = openvino.convert_model(program)
-    spent["convert"] = time.perf_counter() - started
-    variants = {}
+    variants, spent = {}, {}
     for name, dtype, expert in (("OV fp32 1-step", "float32", static),
                                 ("OV bf16 1-step", "bfloat16", cast)):
         started = time.perf_counter()
-        request = compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype],
-                                      THREADS).create_infer_request()
-        spent[f"compile {name}"] = time.perf_counter() - started
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            step = OpenVINOSteps(static.model, dtype, THREADS)  # from the float32 modules
+        spent[name] = time.perf_counter() - started
 
-        def run(inputs, request=request, expert=expert):
+        def run(inputs, step=step, expert=expert):
             values = constants_of(expert, inputs)
-            fixed = [values[n].numpy() for n in names]
             x_t = inputs[3]
-            for step in range(steps):
-                x_t = torch.from_numpy(request.infer(
-                    [x_t.numpy(), values[f"time_emb{step}"].numpy(), *fixed])[0].copy())
+            for index in range(steps):
+                x_t = step(values, x_t, values[f"time_emb{index}"])
             return x_t
         variants[name] = run
     return variants, spent
@@ -215,7 +159,7 @@ def main() -> None:
         if not args.no_whole_graph:
             made, spent = openvino_variants(static, inputs[0])
             variants.update(made)
-        made, spent_step = openvino_step_variants(static, cast._static_expert, inputs[0])
+        made, spent_step = openvino_step_variants(static, cast._static_expert)
         variants.update(made)
 
         def degrees(actions: torch.Tensor) -> np.ndarray:
@@ -238,8 +182,8 @@ def main() -> None:
     if spent:
         print("  OpenVINO, made once at load: "
               + ", ".join(f"{stage} {s:.1f} s" for stage, s in spent.items()))
-    print("  OpenVINO 1-step (prefix pass in torch), made once at load: "
-          + ", ".join(f"{stage} {s:.1f} s" for stage, s in spent_step.items()))
+    print("  OpenVINO 1-step (expert_runtime openvino: export, convert, compile), made once at "
+          "load: " + ", ".join(f"{name} {s:.1f} s" for name, s in spent_step.items()))
 
 
 if __name__ == "__main__":

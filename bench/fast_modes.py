@@ -14,6 +14,7 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
     compile                  torch.compile of the vision encoder
     openvino                 the vision encoder on OpenVINO (CPU; vision_runtime openvino)
+    ovexpert                 the flow step on OpenVINO (CPU; expert_runtime openvino)
     static                   the denoising loop on a static KV cache (exact: LeRobot's actions)
     cudagraph                that loop replayed as one CUDA graph (CUDA only)
 
@@ -47,6 +48,7 @@ TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold
 DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16",
                  "bfloat16,cudagraph", "bfloat16,compile,cudagraph", "float32,int8",
                  "float32,compile", "float32,openvino", "bfloat16,static,openvino",
+                 "float32,openvino,ovexpert", "bfloat16,openvino,ovexpert",
                  "float32,steps=5", "bfloat16,steps=5", "bfloat16,steps=3",
                  "bfloat16,compile,steps=5")
 
@@ -128,6 +130,8 @@ def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
             config.compile = True
         elif part == "openvino":
             config.vision_runtime = "openvino"
+        elif part == "ovexpert":
+            config.expert_runtime = "openvino"
         elif part == "static":
             config.static_cache = True
         elif part == "cudagraph":
@@ -269,7 +273,8 @@ def main() -> None:
         for device in devices:
             reference, reference_s, reference_stages = lerobot_reference(checkpoint, device, obs)
             modes = args.mode or [m for m in DEFAULT_MODES
-                                  if (("int8" not in m and "openvino" not in m) or device == "cpu")
+                                  if (not {"int8", "openvino", "ovexpert"} & set(m.split(","))
+                                      or device == "cpu")
                                   and ("cudagraph" not in m or device.startswith("cuda"))]
             rows = [run_mode(parse_mode(mode, checkpoint, device), obs) for mode in modes]
             report(device, reference, reference_s, reference_stages, [r for r in rows if r])

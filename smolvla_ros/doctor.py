@@ -132,7 +132,7 @@ def _cpu_flags() -> set[str]:
 
 def check_fast_modes() -> Check:
     """Which of policy_node's opt-in speed-ups (dtype, quantize, compile, num_steps,
-    vision_runtime, static_cache, cuda_graph) this machine runs natively; README "Inference
+    vision_runtime, expert_runtime, static_cache, cuda_graph) this machine runs natively; README "Inference
     modes" has their measured speed and deviation."""
     if _import_error("torch"):
         return Check("fast modes", WARN, "unknown: torch does not import")
@@ -158,6 +158,7 @@ def check_fast_modes() -> Check:
         modes.append("compile (CPU, C++ compiler found)")
     if importlib.util.find_spec("openvino"):
         modes.append("vision_runtime openvino (CPU)")
+        modes.append("expert_runtime openvino (CPU)")
     slow = [] if flags & {"avx512_bf16", "amx_bf16"} or torch.cuda.is_available() else \
         ["bfloat16 runs emulated on this CPU: slower than float32"]
     return Check("fast modes", OK, "; ".join(modes + slow))

@@ -457,3 +457,91 @@ def test_openvino_vision_without_openvino_says_what_to_install(tiny_checkpoint, 
     monkeypatch.setitem(sys.modules, "openvino", None)  # as where it is not installed
     with pytest.raises(PolicyLoadError, match="vision_runtime openvino needs the openvino package"):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))
+
+
+@pytest.mark.parametrize("fixture, cameras_left_out, num_steps", [
+    ("tiny_checkpoint", (), 0),
+    ("base_like_checkpoint", ("camera3",), 4),  # smolvla_base's features, a camera missing
+    ("finetuned_checkpoint", (), 0),  # its saved rename map: front -> camera1, wrist -> camera2
+])
+def test_openvino_expert_gives_lerobots_actions_within_rounding(request, fixture, cameras_left_out,
+                                                                 num_steps):
+    """The flow step on OpenVINO, the prefix pass in torch: LeRobot's actions up to float32
+    rounding, over two chunks of different prefixes (the graph's prefix length is dynamic)."""
+    from smolvla_ros.policy.openvino_expert import OpenVINOSteps
+
+    checkpoint = request.getfixturevalue(fixture)
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), expert_runtime="openvino",
+                                             num_steps=num_steps))
+    assert fast.mode == f"float32, {num_steps or 10} steps, OpenVINO expert"
+    assert isinstance(fast._static_expert._step, OpenVINOSteps)  # the static loop calls ours
+    rng = np.random.default_rng(3)
+    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
+        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                  for name in fast.camera_names if name not in cameras_left_out}
+        state = rng.normal(size=6) * 20
+        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
+        fed = {fast._image_key[name].removeprefix("observation.images."): image
+               for name, image in images.items()}  # as a LeRobot user feeds them
+        theirs = lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed),
+                                num_steps=num_steps or None)
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # float32 rounding only
+        assert not np.array_equal(ours, theirs.astype(np.float64))  # OpenVINO's, not torch's
+
+
+def test_openvino_expert_in_bfloat16_with_openvino_vision(tiny_checkpoint, runtime):
+    """bfloat16's prefix pass in torch, the step in OpenVINO's bf16 (f32 where the CPU has
+    none), the images through OpenVINO too: LeRobot's actions within bfloat16's rounding."""
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime="openvino",
+                                             vision_runtime="openvino", dtype="bfloat16"))
+    precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
+    assert fast.mode == (f"bfloat16, 10 steps, OpenVINO vision{precision}, "
+                         f"OpenVINO expert{precision}")
+    images, state = observation()
+    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
+    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    cast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), dtype="bfloat16"))
+    torch_bf16 = cast.infer(images, state, "pick up the cube", noise=cast.make_noise(7))
+    assert 0 < np.abs(ours - exact).max() <= 2 * np.abs(torch_bf16 - exact).max()
+
+
+def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpoint):
+    images, state = observation()
+    chunks = []
+    for expert_runtime in ("torch", "openvino"):  # RTC guidance needs autograd through LeRobot's steps
+        policy = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime=expert_runtime))
+        policy.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
+        policy.infer(images, state, "pick up the cube", noise=policy.make_noise(1))
+        chunks.append(policy.infer(images, state, "pick up the cube", noise=policy.make_noise(2),
+                                   rtc_prefix=policy.last_model_actions[20:30], rtc_delay=3))
+    assert policy.mode == "float32, 10 steps, OpenVINO expert (RTC: LeRobot's loop)"
+    np.testing.assert_array_equal(chunks[1], chunks[0])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"expert_runtime": "onnx"}, "expert_runtime 'onnx': expected torch or openvino"),
+    ({"expert_runtime": "openvino", "quantize": "int8"},
+     r"expert_runtime openvino needs device cpu and quantize none \(got device cpu, quantize int8\)"),
+])
+def test_bad_expert_runtimes_are_one_line(tiny_checkpoint, changes, message):
+    with pytest.raises(PolicyLoadError, match=message):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
+
+
+def test_a_failed_step_conversion_is_one_line_and_keeps_its_cause(tiny_checkpoint, monkeypatch):
+    def export(*args, **kwargs):
+        raise RuntimeError("unsupported operator\nmore detail")
+
+    monkeypatch.setattr(torch.export, "export", export)  # as where torch.export cannot trace
+    with pytest.raises(PolicyLoadError, match=r"could not run the flow step on OpenVINO "
+                       r"\(RuntimeError: unsupported operator\); use expert_runtime torch$") as caught:
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime="openvino"))
+    assert "more detail" in str(caught.value.__cause__.__cause__)
+
+
+def test_openvino_expert_without_openvino_says_what_to_install(tiny_checkpoint, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as where it is not installed
+    with pytest.raises(PolicyLoadError, match="expert_runtime openvino needs the openvino package"):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime="openvino"))

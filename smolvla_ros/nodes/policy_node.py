@@ -61,6 +61,9 @@ PARAMETERS = {
     "vision_runtime": ("torch", "torch; openvino = the vision encoder on OpenVINO (CPU; "
                                 "converted at load): faster, actions deviate by rounding "
                                 "(bench/fast_modes.py)"),
+    "expert_runtime": ("torch", "torch; openvino = the action expert's flow step on OpenVINO (CPU; "
+                                "converted at load, with the static cache's loop): faster, "
+                                "actions deviate by rounding (bench/fast_modes.py)"),
     "static_cache": (False, "the denoising loop on a static KV cache: LeRobot's actions, exactly "
                             "on a CPU; faster (bench/fast_modes.py)"),
     "cuda_graph": (False, "CUDA only: that loop replayed as one CUDA graph, captured on the first "
@@ -155,7 +158,7 @@ class PolicyNode(Node):
             runtime = PolicyRuntime(PolicyRuntimeConfig(
                 policy_path=self.p["policy_path"], device=self.p["device"], dtype=self.p["dtype"],
                 num_steps=self.p["num_steps"], quantize=self.p["quantize"], compile=self.p["compile"],
-                vision_runtime=self.p["vision_runtime"],
+                vision_runtime=self.p["vision_runtime"], expert_runtime=self.p["expert_runtime"],
                 static_cache=self.p["static_cache"], cuda_graph=self.p["cuda_graph"],
                 vlm_path=self.p["vlm_path"], tokenizer_max_length=self.p["tokenizer_max_length"],
                 robot_type=self.p["robot_type"], camera_map=tuple(self.p["camera_map"])))

@@ -6,8 +6,9 @@ step included), and ``prepare_observation_for_inference``. In float32, the defau
 LeRobot, the same observation, instruction and noise therefore give LeRobot's own actions:
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
 own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps``,
-``compile`` and ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) are opt-in
-departures from LeRobot (bench/fast_modes.py measures how far each goes, and how much
+``compile``, ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) and
+``expert_runtime`` openvino (smolvla_ros.policy.openvino_expert) are opt-in departures from
+LeRobot (bench/fast_modes.py measures how far each goes, and how much
 faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our way
 (smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's order: on the CPU its
 actions equal LeRobot's exactly. This module only chooses the device and those modes, names
@@ -52,6 +53,7 @@ class PolicyRuntimeConfig:
     quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
     compile: bool = False  # torch.compile the vision encoder
     vision_runtime: str = "torch"  # openvino: the vision encoder on OpenVINO (CPU)
+    expert_runtime: str = "torch"  # openvino: static_cache's flow step on OpenVINO (CPU)
     # Exact (LeRobot's actions): the denoising loop on a static KV cache (policy.static_expert);
     # cuda_graph also replays that loop as one CUDA graph (CUDA only).
     static_cache: bool = False
@@ -61,6 +63,7 @@ class PolicyRuntimeConfig:
 DTYPES = ("float32", "bfloat16")
 QUANTIZE = ("none", "int8")
 VISION_RUNTIMES = ("torch", "openvino")
+EXPERT_RUNTIMES = ("torch", "openvino")
 
 
 def _resolve_device(device: str) -> str:
@@ -166,8 +169,8 @@ class PolicyRuntime:
         self.load_time_s = time.perf_counter() - started
 
     def _apply_speed_ups(self, config: PolicyRuntimeConfig) -> None:
-        """dtype, num_steps, quantize, compile, vision_runtime, static_cache, cuda_graph: see
-        PolicyRuntimeConfig. ``mode`` names them."""
+        """dtype, num_steps, quantize, compile, vision_runtime, expert_runtime, static_cache,
+        cuda_graph: see PolicyRuntimeConfig. ``mode`` names them."""
         import torch
 
         if config.quantize not in QUANTIZE:
@@ -186,9 +189,21 @@ class PolicyRuntime:
         if openvino and (self.device != "cpu" or config.compile):
             raise PolicyLoadError("vision_runtime openvino needs device cpu and compile off (got "
                                   f"device {self.device}, compile {'on' if config.compile else 'off'})")
+        if config.expert_runtime not in EXPERT_RUNTIMES:
+            raise PolicyLoadError(f"expert_runtime '{config.expert_runtime}': expected "
+                                  f"{' or '.join(EXPERT_RUNTIMES)}")
+        expert_openvino = config.expert_runtime == "openvino"
+        if expert_openvino and (self.device != "cpu" or config.quantize != "none"):
+            raise PolicyLoadError("expert_runtime openvino needs device cpu and quantize none (got "
+                                  f"device {self.device}, quantize {config.quantize})")
         model = self.policy.model
+        if config.num_steps:
+            self.policy.config.num_steps = config.num_steps
         if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
             self._install_openvino(model)
+        self._openvino_steps = None
+        if expert_openvino:  # the same, before the cast
+            self._openvino_steps = self._openvino_step(model)
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             model.vlm_with_expert.to(torch.bfloat16)
@@ -208,8 +223,6 @@ class PolicyRuntime:
             with warnings.catch_warnings():  # deprecated for torchao (not a dependency); in torch 2.11
                 warnings.simplefilter("ignore", DeprecationWarning)
                 quantize_dynamic(model.vlm_with_expert, names, dtype=torch.qint8, inplace=True)
-        if config.num_steps:
-            self.policy.config.num_steps = config.num_steps
         if config.compile:
             # The vision encoder, the part that bounds a chunk on a CPU (bench/fast_modes.py),
             # called by LeRobot as a module; its input shape is static (every image resized to
@@ -217,7 +230,7 @@ class PolicyRuntime:
             # with a KV-cache object, and compiled so, it recompiled on every chunk (11 s).
             model.vlm_with_expert.get_vlm_model().vision_model.compile(dynamic=False)
         self._static_expert = None
-        if config.static_cache or config.cuda_graph:  # last: it must see the final weights
+        if config.static_cache or config.cuda_graph or expert_openvino:  # last: the final weights
             from smolvla_ros.policy.static_expert import StaticExpert
 
             try:
@@ -225,6 +238,8 @@ class PolicyRuntime:
             except ValueError as error:
                 raise PolicyLoadError(str(error)) from None
             self._static_expert.install()
+            if expert_openvino:
+                self._openvino_steps.install(self._static_expert)
         parts = [self.dtype]
         if config.quantize != "none":
             parts.append(f"{config.quantize} linear")
@@ -233,9 +248,21 @@ class PolicyRuntime:
             parts.append("vision compiled")
         if openvino:
             parts.append(f"OpenVINO vision{self._openvino.precision_note}")
-        if config.static_cache or config.cuda_graph:
+        if expert_openvino:
+            parts.append(f"OpenVINO expert{self._openvino_steps.precision_note}")
+        elif config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
+
+    def _openvino_step(self, model):
+        import torch
+
+        from smolvla_ros.policy.openvino_expert import OpenVINOExpertError, OpenVINOSteps
+
+        try:
+            return OpenVINOSteps(model, self.dtype, torch.get_num_threads())
+        except (OpenVINOExpertError, ValueError) as error:
+            raise PolicyLoadError(str(error)) from error
 
     def _install_openvino(self, model) -> None:
         import torch

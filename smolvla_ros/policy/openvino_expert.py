@@ -1,0 +1,144 @@
+"""SmolVLA's flow step on OpenVINO: the opt-in ``expert_runtime`` openvino (CPU only).
+
+After the vision encoder, the ten flow steps of the action expert are the largest part of a
+CPU chunk. The static cache (smolvla_ros.policy.static_expert) runs each step as a function
+of tensors with no host work, so one step exports as a plain graph: the step's noisy actions
+and time embedding, and the chunk's constants (masks, positions, the prefix's keys/values
+per expert layer), in; the next actions out. OpenVINO runs it faster than torch at the same
+precision (bench/expert_runtimes.py). One step's graph, run once per step, converts in
+seconds; the ten steps unrolled took minutes. The prefix pass and the per-chunk constants
+stay in torch. Converted at every load from the float32 modules, before a bfloat16 cast, as
+the vision encoder is (smolvla_ros.policy.openvino_vision).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from smolvla_ros.policy.openvino_vision import PRECISION_HINTS, compile_for_latency
+
+EXAMPLE_PREFIX = 16  # tokens of the prefix the step is traced with; the length is dynamic
+MAX_PREFIX = 1024
+
+
+class OpenVINOExpertError(RuntimeError):
+    """The flow step could not be brought to OpenVINO; the message says why."""
+
+
+class Step(torch.nn.Module):
+    """One flow step of a StaticExpert as an exportable module, the chunk's constants as
+    inputs. The self-attention layers' key/value buffers are copied first: a step writes its
+    suffix into them, and an exported graph must not write into its inputs."""
+
+    def __init__(self, static, names: list[str]):
+        super().__init__()
+        self.static, self.names = static, names
+
+    def forward(self, x_t, time_emb, *constants):
+        tensors = {name: value.clone() if name.startswith(("keys", "values")) else value
+                   for name, value in zip(self.names, constants)}
+        return self.static._step(tensors, x_t, time_emb)
+
+
+def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None, pin_memory=None):
+    """``aten.empty_permuted`` (what ``empty_like`` of a strided tensor exports to), which
+    OpenVINO 2026.4 cannot convert, as an empty tensor and a permute."""
+    order = list(physical_layout)
+    empty = torch.empty([size[i] for i in order], dtype=dtype, device=device)
+    return empty.permute([order.index(i) for i in range(len(order))])
+
+
+def export_program(module: torch.nn.Module, example: tuple, dynamic_shapes):
+    """``torch.export`` of ``module``, decomposed to what OpenVINO's converter reads."""
+    from torch._decomp import core_aten_decompositions
+
+    program = torch.export.export(module, example, dynamic_shapes=dynamic_shapes)
+    decompositions = core_aten_decompositions()
+    decompositions[torch.ops.aten.empty_permuted.default] = empty_permuted
+    return program.run_decompositions(decompositions)
+
+
+def step_graph(static):
+    """One step of ``static`` (a StaticExpert on float32 modules) as an OpenVINO model, and
+    the names of the constants it takes after the actions and the time embedding."""
+    import openvino
+
+    model = static.model
+    hidden = model.vlm_with_expert.get_vlm_model().text_model.config.hidden_size
+    chunk = model.config.chunk_size
+    pad_masks = torch.ones(1, EXAMPLE_PREFIX, dtype=torch.bool)
+    with torch.no_grad():
+        constants = static._constants(static._prefix_pass(
+            torch.zeros(1, EXAMPLE_PREFIX, hidden), pad_masks,
+            torch.zeros(1, EXAMPLE_PREFIX, dtype=torch.bool)), pad_masks)
+    names = [name for name in constants if not name.startswith("time_emb")]
+    prefix = torch.export.Dim("prefix", min=2, max=MAX_PREFIX)
+    shapes = {"attention_mask": {2: prefix + chunk}}
+    for index, reads_itself in enumerate(static._self_attn):
+        for kind in ("keys", "values"):
+            shapes[f"{kind}{index}"] = {2: prefix + chunk} if reads_itself else {1: prefix}
+    noise = torch.zeros(1, chunk, model.config.max_action_dim)
+    # torch.export and OpenVINO's converter warn about each other's deprecated internals
+    # (torch 2.11, openvino 2026.4): nothing a user can act on.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        program = export_program(Step(static, names),
+                                 (noise, constants["time_emb0"], *(constants[n] for n in names)),
+                                 (None, None, tuple(shapes.get(name) for name in names)))
+        return openvino.convert_model(program), names
+
+
+class OpenVINOSteps:
+    """A stand-in for ``StaticExpert._step``: the same step from OpenVINO.
+
+    Made from a StaticExpert on the float32 modules, before any cast, so that the graph holds
+    the checkpoint's own weights and the precision is OpenVINO's (its bf16 hint). Installed
+    on the StaticExpert that runs, after the cast: its prefix pass and constants stay torch's,
+    in the policy's dtype, handed to the graph in float32."""
+
+    def __init__(self, model, dtype: str, threads: int):
+        try:
+            import openvino
+        except ImportError as error:
+            raise OpenVINOExpertError(
+                f"expert_runtime openvino needs the openvino package ({error}); "
+                "pip install openvino, or use expert_runtime torch") from None
+        from smolvla_ros.policy.static_expert import StaticExpert
+
+        try:  # the graph holds the step's dt: set the policy's num_steps before
+            graph, self._names = step_graph(StaticExpert(model))
+            compiled = compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads)
+        except Exception as error:  # export and conversion raise many kinds; the load must say
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise OpenVINOExpertError(  # chained: the whole of it stays in the traceback
+                f"could not run the flow step on OpenVINO ({type(error).__name__}: {first}); "
+                "use expert_runtime torch") from error
+        # What OpenVINO chose: f32 where the CPU has no bf16, whatever the hint.
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision_note = "" if self.precision == PRECISION_HINTS[dtype] else \
+            f" ({self.precision}: this CPU has no {dtype})"
+        self._request = compiled.create_infer_request()
+        self._chunk: dict | None = None  # the constants of the chunk being denoised
+        self._fixed: list[np.ndarray] = []
+
+    def install(self, static) -> None:
+        """Stand in for ``static``'s step (its loop, ``_denoise``, calls it)."""
+        static._step = self
+
+    def __call__(self, constants: dict[str, torch.Tensor], x_t: torch.Tensor,
+                 time_emb: torch.Tensor) -> torch.Tensor:
+        if constants is not self._chunk:  # a new chunk: its constants, as float32 arrays, once
+            self._fixed = [_array(constants[name]) for name in self._names]
+            self._chunk = constants
+        out = self._request.infer([_array(x_t), _array(time_emb), *self._fixed])[0]
+        return torch.from_numpy(out.copy())
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.is_floating_point():
+        tensor = tensor.float()
+    return np.ascontiguousarray(tensor.numpy())
