@@ -434,14 +434,17 @@ def test_bad_vision_runtimes_are_one_line(tiny_checkpoint, changes, message):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
 
 
-def test_a_failed_conversion_is_one_line_and_keeps_its_cause(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("parameter, what", [("vision_runtime", "the vision encoder"),
+                                             ("expert_runtime", "the flow step")])
+def test_a_failed_conversion_is_one_line_and_keeps_its_cause(tiny_checkpoint, monkeypatch,
+                                                             parameter, what):
     def export(*args, **kwargs):
         raise RuntimeError("unsupported operator\nmore detail")
 
     monkeypatch.setattr(torch.export, "export", export)  # as where torch.export cannot trace
-    with pytest.raises(PolicyLoadError, match=r"could not run the vision encoder on OpenVINO "
-                       r"\(RuntimeError: unsupported operator\); use vision_runtime torch$") as caught:
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))
+    with pytest.raises(PolicyLoadError, match=rf"could not run {what} on OpenVINO \(RuntimeError: "
+                       rf"unsupported operator\); use {parameter} torch$") as caught:
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **{parameter: "openvino"}))
     assert "more detail" in str(caught.value.__cause__.__cause__)
 
 
@@ -451,12 +454,14 @@ def test_openvino_vision_refuses_another_image_size(tiny_checkpoint):
         fast.policy.model.vlm_with_expert.embed_image(torch.zeros(1, 3, 8, 8))
 
 
-def test_openvino_vision_without_openvino_says_what_to_install(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("parameter", ["vision_runtime", "expert_runtime"])
+def test_openvino_runtimes_without_openvino_say_what_to_install(tiny_checkpoint, monkeypatch,
+                                                                parameter):
     import sys
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # as where it is not installed
-    with pytest.raises(PolicyLoadError, match="vision_runtime openvino needs the openvino package"):
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))
+    with pytest.raises(PolicyLoadError, match=f"{parameter} openvino needs the openvino package"):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **{parameter: "openvino"}))
 
 
 @pytest.mark.parametrize("fixture, cameras_left_out, num_steps", [
@@ -526,22 +531,3 @@ def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpo
 def test_bad_expert_runtimes_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
-
-
-def test_a_failed_step_conversion_is_one_line_and_keeps_its_cause(tiny_checkpoint, monkeypatch):
-    def export(*args, **kwargs):
-        raise RuntimeError("unsupported operator\nmore detail")
-
-    monkeypatch.setattr(torch.export, "export", export)  # as where torch.export cannot trace
-    with pytest.raises(PolicyLoadError, match=r"could not run the flow step on OpenVINO "
-                       r"\(RuntimeError: unsupported operator\); use expert_runtime torch$") as caught:
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime="openvino"))
-    assert "more detail" in str(caught.value.__cause__.__cause__)
-
-
-def test_openvino_expert_without_openvino_says_what_to_install(tiny_checkpoint, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "openvino", None)  # as where it is not installed
-    with pytest.raises(PolicyLoadError, match="expert_runtime openvino needs the openvino package"):
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime="openvino"))

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import torch
 
-from smolvla_ros.policy.openvino_vision import PRECISION_HINTS, compile_for_latency
+from smolvla_ros.policy.openvino_vision import chosen_precision, compile_converted
 
 EXAMPLE_PREFIX = 16  # tokens of the prefix the step is traced with; the length is dynamic
 MAX_PREFIX = 1024
@@ -102,25 +102,21 @@ class OpenVINOSteps:
 
     def __init__(self, model, dtype: str, threads: int):
         try:
-            import openvino
+            import openvino  # noqa: F401 (here: the error below says what to install)
         except ImportError as error:
             raise OpenVINOExpertError(
                 f"expert_runtime openvino needs the openvino package ({error}); "
                 "pip install openvino, or use expert_runtime torch") from None
         from smolvla_ros.policy.static_expert import StaticExpert
 
-        try:  # the graph holds the step's dt: set the policy's num_steps before
+        self._names: list[str] = []
+
+        def graph():  # it holds the step's dt: the policy's num_steps is set before
             graph, self._names = step_graph(StaticExpert(model))
-            compiled = compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads)
-        except Exception as error:  # export and conversion raise many kinds; the load must say
-            first = (str(error).strip().splitlines() or [""])[0]
-            raise OpenVINOExpertError(  # chained: the whole of it stays in the traceback
-                f"could not run the flow step on OpenVINO ({type(error).__name__}: {first}); "
-                "use expert_runtime torch") from error
-        # What OpenVINO chose: f32 where the CPU has no bf16, whatever the hint.
-        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self.precision_note = "" if self.precision == PRECISION_HINTS[dtype] else \
-            f" ({self.precision}: this CPU has no {dtype})"
+            return graph
+        compiled = compile_converted(graph, dtype, threads, OpenVINOExpertError,
+                                     "the flow step", "expert_runtime")
+        self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
         self._chunk: dict | None = None  # the constants of the chunk being denoised
         self._fixed: list[np.ndarray] = []

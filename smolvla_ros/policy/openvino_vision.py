@@ -42,25 +42,18 @@ class OpenVINOVision:
         vlm = vlm_with_expert.get_vlm_model()
         encoder = VisionEncoder(vlm.vision_model, vlm.connector).eval()
         example = torch.zeros(1, 3, image_size, image_size, dtype=torch.float32)
-        try:
+
+        def graph():
             # torch.export and OpenVINO's converter warn about each other's deprecated internals
             # (torch 2.11, openvino 2026.4): nothing a user can act on.
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
-                graph = openvino.convert_model(torch.export.export(encoder, (example,)))
-            compiled = compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads)
-        except Exception as error:  # export and conversion raise many kinds; the load must say
-            first = (str(error).strip().splitlines() or [""])[0]
-            raise OpenVINOVisionError(  # chained: the whole of it stays in the traceback
-                f"could not run the vision encoder on OpenVINO ({type(error).__name__}: {first}); "
-                "use vision_runtime torch") from error
+                return openvino.convert_model(torch.export.export(encoder, (example,)))
+        compiled = compile_converted(graph, dtype, threads, OpenVINOVisionError,
+                                     "the vision encoder", "vision_runtime")
         self.image_size = image_size
-        # What OpenVINO chose: its CPU plugin runs f32 where the CPU has no bf16 (AVX2-only
-        # laptops, ARM), whatever the hint. The mode string must not claim bf16 there.
-        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self.precision_note = "" if self.precision == PRECISION_HINTS[dtype] else \
-            f" ({self.precision}: this CPU has no {dtype})"
+        self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one image at a time
 
@@ -83,6 +76,31 @@ class OpenVINOVision:
         # the VLM is), as torch's connector would have returned them.
         dtype = self._owner.get_vlm_model().text_model.get_input_embeddings().weight.dtype
         return torch.cat(tokens).to(dtype=dtype, device=image.device)
+
+
+def compile_converted(make_graph, dtype: str, threads: int, error_type: type, what: str,
+                      parameter: str):
+    """``make_graph()`` (an OpenVINO model) compiled for latency in ``dtype``'s precision hint;
+    whatever export, conversion or compilation raises becomes one ``error_type`` line naming
+    ``what`` and the ``parameter`` that avoids it, chained to its cause."""
+    import openvino
+
+    try:
+        return compile_for_latency(openvino.Core(), make_graph(), PRECISION_HINTS[dtype], threads)
+    except Exception as error:  # export and conversion raise many kinds; the load must say
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise error_type(  # chained: the whole of it stays in the traceback
+            f"could not run {what} on OpenVINO ({type(error).__name__}: {first}); "
+            f"use {parameter} torch") from error
+
+
+def chosen_precision(compiled, dtype: str) -> tuple[str, str]:
+    """What OpenVINO chose, and a note for the mode string where it is not ``dtype``: its CPU
+    plugin runs f32 where the CPU has no bf16 (AVX2-only laptops, ARM), whatever the hint, and
+    the mode must not claim bf16 there."""
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    return precision, "" if precision == PRECISION_HINTS[dtype] else \
+        f" ({precision}: this CPU has no {dtype})"
 
 
 def compile_for_latency(core, model, precision: str, threads: int):
