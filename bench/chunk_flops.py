@@ -9,7 +9,8 @@ outside fused attention) is not counted, so the counts are a floor. The same pro
 times torch's own matrix product at the model's largest shapes in float32, bfloat16 and int8,
 and LeRobot's call itself. Printed per dtype: the time the counted arithmetic alone takes at
 the best measured rate, and so the largest speed-up any mode multiplying in that dtype can
-reach over LeRobot's float32 call on this machine (an exported runtime included: it
+reach over LeRobot's float32 call on this machine, at the checkpoint's num_steps (fewer steps
+are less arithmetic) (an exported runtime included: it
 multiplies the same matrices on the same cores). Printed, not asserted:
 
     python bench/chunk_flops.py --full-size      # SmolVLA's 450M architecture
@@ -140,8 +141,10 @@ def main() -> None:
             call()
             seconds.append(time.perf_counter() - started)
     lerobot_s = statistics.median(seconds)
-    print(f"LeRobot's float32 call, 2 cameras {WIDTH}x{HEIGHT}, {torch.get_num_threads()} "
-          f"threads: {lerobot_s:.3f} s per chunk (median of {args.rounds})")
+    cameras = sum(key.startswith("observation.images.") for key in policy.config.input_features)
+    print(f"LeRobot's float32 call, {cameras} cameras {WIDTH}x{HEIGHT}, "
+          f"{policy.config.num_steps} flow steps, {torch.get_num_threads()} threads: "
+          f"{lerobot_s:.3f} s per chunk (median of {args.rounds})")
     print("counted arithmetic per chunk (matrix products and attention):")
     for stage, _ in STAGES:
         print(f"  {stage:<28} {flops[stage] / 1e9:8.1f} GFLOP")
@@ -152,7 +155,7 @@ def main() -> None:
         floor, name = flops["all"] / rate, str(dtype).removeprefix("torch.")
         print(f"{name}: matrix product best {rate / 1e9:.0f} GFLOP/s ({shape}); the counted "
               f"arithmetic alone takes {floor:.3f} s at that rate, so no mode multiplying in "
-              f"{name} beats x{lerobot_s / floor:.2f} over LeRobot's call here")
+              f"{name} beats x{lerobot_s / floor:.2f} over LeRobot's call here at these steps")
 
 
 if __name__ == "__main__":

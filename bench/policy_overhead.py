@@ -83,8 +83,8 @@ class DirectCallProcess:
     """LeRobot's direct call in a child process of its own, called in turn with the node's
     trials (only one computes at a time). In the bench's process the call would run beside
     the node's inference thread, and torch would hold two OpenMP thread pools on 2 cores:
-    libgomp then stops spinning at its barriers, and both paths run 1.5-2x slower than alone
-    (tiny model: 24 ms alone, 36-48 ms with the other pool alive). A user's node has one
+    libgomp then stops spinning at its barriers, and a call runs up to 2x slower than alone
+    (tiny model: 23.6 ms alone, 48.9 ms with the other pool alive). A user's node has one
     pool (its inference thread), as LeRobot's script has one."""
 
     def __init__(self, checkpoint: Path):
@@ -99,7 +99,10 @@ class DirectCallProcess:
         return self.pipe.recv()
 
     def close(self) -> None:
-        self.pipe.send(None)
+        try:
+            self.pipe.send(None)
+        except OSError:  # the child is gone already: the error that ended the bench says why
+            pass
         self.process.join(timeout=30)
 
 
@@ -294,6 +297,8 @@ def main() -> None:
             target=make_test_checkpoint, args=(checkpoint,), kwargs={"full_size": args.full_size})
         maker.start()
         maker.join()
+        if maker.exitcode:
+            raise SystemExit(f"making the test checkpoint failed (exit code {maker.exitcode})")
         direct = direct_call(checkpoint) if args.same_process else DirectCallProcess(checkpoint)
         stages = Stages()
         harness = NodeHarness(checkpoint, stages)

@@ -62,8 +62,8 @@ PARAMETERS = {
                                 "converted at load): faster, actions deviate by rounding "
                                 "(bench/fast_modes.py)"),
     "expert_runtime": ("torch", "torch; openvino = the action expert's flow step on OpenVINO (CPU; "
-                                "converted at load, with the static cache's loop): faster, "
-                                "actions deviate by rounding (bench/fast_modes.py)"),
+                                "converted at load, with the static cache's loop): faster in "
+                                "float32, actions deviate by rounding (bench/fast_modes.py)"),
     "static_cache": (False, "the denoising loop on a static KV cache: LeRobot's actions, exactly "
                             "on a CPU; faster (bench/fast_modes.py)"),
     "cuda_graph": (False, "CUDA only: that loop replayed as one CUDA graph, captured on the first "

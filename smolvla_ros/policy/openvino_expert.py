@@ -4,8 +4,8 @@ After the vision encoder, the ten flow steps of the action expert are the larges
 CPU chunk. The static cache (smolvla_ros.policy.static_expert) runs each step as a function
 of tensors with no host work, so one step exports as a plain graph: the step's noisy actions
 and time embedding, and the chunk's constants (masks, positions, the prefix's keys/values
-per expert layer), in; the next actions out. OpenVINO runs it faster than torch at the same
-precision (bench/expert_runtimes.py). One step's graph, run once per step, converts in
+per expert layer), in; the next actions out. OpenVINO runs it faster than torch in float32
+(bench/expert_runtimes.py; in bfloat16 a whole chunk gained nothing, bench/fast_modes.py). One step's graph, run once per step, converts in
 seconds; the ten steps unrolled took minutes. The prefix pass and the per-chunk constants
 stay in torch. Converted at every load from the float32 modules, before a bfloat16 cast, as
 the vision encoder is (smolvla_ros.policy.openvino_vision).
@@ -13,6 +13,7 @@ the vision encoder is (smolvla_ros.policy.openvino_vision).
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch
 from smolvla_ros.policy.openvino_vision import chosen_precision, compile_converted
 
 EXAMPLE_PREFIX = 16  # tokens of the prefix the step is traced with; the length is dynamic
-MAX_PREFIX = 1024
+MAX_PREFIX = 16384  # far above any prefix: 64 tokens per image, the instruction's, the state
 
 
 class OpenVINOExpertError(RuntimeError):
@@ -36,9 +37,11 @@ class Step(torch.nn.Module):
     def __init__(self, static, names: list[str]):
         super().__init__()
         self.static, self.names = static, names
+        self.written = {f"{kind}{index}" for index, reads_itself in enumerate(static._self_attn)
+                        if reads_itself for kind in ("keys", "values")}
 
     def forward(self, x_t, time_emb, *constants):
-        tensors = {name: value.clone() if name.startswith(("keys", "values")) else value
+        tensors = {name: value.clone() if name in self.written else value
                    for name, value in zip(self.names, constants)}
         return self.static._step(tensors, x_t, time_emb)
 
@@ -109,10 +112,11 @@ class OpenVINOSteps:
                 "pip install openvino, or use expert_runtime torch") from None
         from smolvla_ros.policy.static_expert import StaticExpert
 
+        static = StaticExpert(model)  # its ValueError (a model LeRobot cannot run) says why
         self._names: list[str] = []
 
-        def graph():  # it holds the step's dt: the policy's num_steps is set before
-            graph, self._names = step_graph(StaticExpert(model))
+        def graph():  # it holds the step's dt: num_steps is set before, and fixed after load
+            graph, self._names = step_graph(static)
             return graph
         compiled = compile_converted(graph, dtype, threads, OpenVINOExpertError,
                                      "the flow step", "expert_runtime")
@@ -120,6 +124,7 @@ class OpenVINOSteps:
         self._request = compiled.create_infer_request()
         self._chunk: dict | None = None  # the constants of the chunk being denoised
         self._fixed: list[np.ndarray] = []
+        self._lock = threading.Lock()  # one infer request, and one chunk's constants at a time
 
     def install(self, static) -> None:
         """Stand in for ``static``'s step (its loop, ``_denoise``, calls it)."""
@@ -127,11 +132,12 @@ class OpenVINOSteps:
 
     def __call__(self, constants: dict[str, torch.Tensor], x_t: torch.Tensor,
                  time_emb: torch.Tensor) -> torch.Tensor:
-        if constants is not self._chunk:  # a new chunk: its constants, as float32 arrays, once
-            self._fixed = [_array(constants[name]) for name in self._names]
-            self._chunk = constants
-        out = self._request.infer([_array(x_t), _array(time_emb), *self._fixed])[0]
-        return torch.from_numpy(out.copy())
+        with self._lock:
+            if constants is not self._chunk:  # a new chunk: its constants, as float32 arrays, once
+                self._fixed = [_array(constants[name]) for name in self._names]
+                self._chunk = constants
+            out = self._request.infer([_array(x_t), _array(time_emb), *self._fixed])[0]
+            return torch.from_numpy(out.copy())
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
