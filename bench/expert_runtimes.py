@@ -105,12 +105,6 @@ def openvino_step_variants(static: StaticExpert, cast: StaticExpert) -> tuple[di
     ``expert_runtime:=openvino`` runs them (one step's graph, run num_steps times), fp32 and
     bf16; and the seconds each took to make. The bf16 variant's prefix pass is ``cast``'s (the
     bfloat16 model, as ``torch bf16`` runs it)."""
-    steps = static.model.config.num_steps
-
-    def constants_of(expert: StaticExpert, inputs) -> dict[str, torch.Tensor]:
-        embeddings, pad_masks, att_masks, _noise = inputs
-        return expert._constants(expert._prefix_pass(embeddings, pad_masks, att_masks), pad_masks)
-
     variants, spent = {}, {}
     for name, dtype, expert in (("OV fp32 1-step", "float32", static),
                                 ("OV bf16 1-step", "bfloat16", cast)):
@@ -119,14 +113,9 @@ def openvino_step_variants(static: StaticExpert, cast: StaticExpert) -> tuple[di
             warnings.simplefilter("ignore")
             step = OpenVINOSteps(static.model, dtype, THREADS)  # from the float32 modules
         spent[name] = time.perf_counter() - started
-
-        def run(inputs, step=step, expert=expert):
-            values = constants_of(expert, inputs)
-            x_t = inputs[3]
-            for index in range(steps):
-                x_t = step(values, x_t, values[f"time_emb{index}"])
-            return x_t
-        variants[name] = run
+        runner = StaticExpert(expert.model)  # the torch variants keep their own steps
+        step.install(runner)
+        variants[name] = lambda inputs, runner=runner: runner._run(*inputs)
     return variants, spent
 
 

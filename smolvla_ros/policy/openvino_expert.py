@@ -74,9 +74,8 @@ def step_graph(static):
     chunk = model.config.chunk_size
     pad_masks = torch.ones(1, EXAMPLE_PREFIX, dtype=torch.bool)
     with torch.no_grad():
-        constants = static._constants(static._prefix_pass(
-            torch.zeros(1, EXAMPLE_PREFIX, hidden), pad_masks,
-            torch.zeros(1, EXAMPLE_PREFIX, dtype=torch.bool)), pad_masks)
+        constants = static._chunk_constants(torch.zeros(1, EXAMPLE_PREFIX, hidden), pad_masks,
+                                            torch.zeros(1, EXAMPLE_PREFIX, dtype=torch.bool))
     names = [name for name in constants if not name.startswith("time_emb")]
     prefix = torch.export.Dim("prefix", min=2, max=MAX_PREFIX)
     shapes = {"attention_mask": {2: prefix + chunk}}

@@ -111,8 +111,11 @@ class StaticExpert:
 
     def _run(self, embeddings, pad_masks, att_masks, noise) -> torch.Tensor:
         """Prefix pass, constants and steps: what a CUDA graph captures."""
-        return self._denoise(self._constants(self._prefix_pass(embeddings, pad_masks, att_masks),
-                                             pad_masks), noise)
+        return self._denoise(self._chunk_constants(embeddings, pad_masks, att_masks), noise)
+
+    def _chunk_constants(self, embeddings, pad_masks, att_masks) -> dict[str, torch.Tensor]:
+        """What every step of a chunk reads: the prefix pass, then its constants."""
+        return self._constants(self._prefix_pass(embeddings, pad_masks, att_masks), pad_masks)
 
     def _prefix_pass(self, embeddings, pad_masks, att_masks) -> dict[int, tuple]:
         """LeRobot's prefix pass (``forward`` filling its cache: self-attention in every
