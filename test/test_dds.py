@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 
 import pytest
@@ -60,8 +62,15 @@ def echo_process():
     )
     assert process.stdout.readline().strip() == "ready", process.stderr.read()
     yield process
-    process.terminate()
-    _, stderr = process.communicate(timeout=30)
+    process.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops a node
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # the helper prints its threads' stacks
+        time.sleep(2)
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"echo node still running 30 s after Ctrl-C; its stacks:\n{stderr}")
     assert process.returncode == 0, stderr
 
 

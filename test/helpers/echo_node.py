@@ -2,16 +2,21 @@
 
     echo_node.py PACKAGE.msg/TYPE:IN_TOPIC:OUT_TOPIC [...]
 
-Prints "ready" once its publishers and subscriptions exist; exits cleanly on SIGINT/SIGTERM
-(rclpy's own signal handlers turn both into a shutdown).
+Prints "ready" once its publishers and subscriptions exist. It runs under the package's own
+``nodes.common.run``, so Ctrl-C stops it as it stops our nodes: cleanly, even when the signal
+lands while it republishes (rclpy then raises RCLError "publisher's context is invalid",
+measured in 52 of 150 stops under traffic before this helper used ``run``). SIGUSR1 prints
+every thread's Python stack, for a test that finds it hung.
 """
 
+import faulthandler
 import importlib
+import signal
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+
+from smolvla_ros.nodes.common import run
 
 
 def message_type(spec: str):
@@ -20,28 +25,16 @@ def message_type(spec: str):
 
 
 class EchoNode(Node):
-    def __init__(self, routes: list[str]):
+    def __init__(self):
         super().__init__("echo_node")
-        self._publishers_by_topic = {}
-        for route in routes:
+        for route in sys.argv[1:]:
             type_spec, in_topic, out_topic = route.split(":")
             msg_type = message_type(type_spec)
             publisher = self.create_publisher(msg_type, out_topic, 10)
             self.create_subscription(msg_type, in_topic, publisher.publish, 10)
-
-
-def main() -> None:
-    rclpy.init()
-    node = EchoNode(sys.argv[1:])
-    print("ready", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        print("ready", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    sys.exit(run(EchoNode, []))
