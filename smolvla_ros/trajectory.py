@@ -17,7 +17,6 @@ All times are seconds on one clock (the node's ROS clock), positions in radians.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -129,28 +128,3 @@ class TrajectoryExecutor:
         t0, t1 = self._knot_times[k - 1], self._knot_times[k]
         alpha = (now - t0) / (t1 - t0)
         return self._knots[k - 1] + alpha * (self._knots[k] - self._knots[k - 1])
-
-
-
-def serialized_point_count(raw: bytes) -> int:
-    """How many points a serialized (CDR) trajectory_msgs/JointTrajectory holds, read without
-    deserializing it: a huge one can then be refused before it costs anything (rclpy's
-    deserialization of 200000 points holds the GIL for seconds). Raises TrajectoryError."""
-    try:
-        endian = "<" if raw[1] & 1 else ">"  # encapsulation: CDR_LE = 0x0001
-        offset = 4 + 8  # encapsulation, header.stamp (sec, nanosec)
-
-        def skip_string(at: int) -> int:
-            at += -(at - 4) % 4  # CDR aligns to the size of the value, from the data's start
-            return at + 4 + struct.unpack_from(endian + "I", raw, at)[0]
-
-        offset = skip_string(offset)  # header.frame_id
-        offset += -(offset - 4) % 4
-        names = struct.unpack_from(endian + "I", raw, offset)[0]
-        offset += 4
-        for _ in range(names):
-            offset = skip_string(offset)
-        offset += -(offset - 4) % 4
-        return struct.unpack_from(endian + "I", raw, offset)[0]
-    except (IndexError, struct.error):
-        raise TrajectoryError("malformed JointTrajectory message") from None

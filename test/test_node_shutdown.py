@@ -19,7 +19,8 @@ def flood_until(probe: RosProbe, message: JointTrajectory, stop: threading.Event
 
 
 def test_ctrl_c_during_a_flood_of_large_messages_exits_cleanly():
-    # 20000 points: converting one takes the node long enough that a SIGINT lands inside it.
+    # 20000 points: taking one (rclpy's copy, then trajectory_from_cdr) keeps the node busy
+    # enough that a SIGINT lands inside it.
     huge = JointTrajectory(joint_names=list(SO101_JOINTS), points=[
         JointTrajectoryPoint(positions=[0.0] * 6, time_from_start=Duration(sec=k + 1))
         for k in range(20000)])

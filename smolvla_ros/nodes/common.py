@@ -12,14 +12,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
-from trajectory_msgs.msg import JointTrajectory
-
-from smolvla_ros.nodes.ros_time import to_seconds
-from smolvla_ros.trajectory import (
-    Trajectory, TrajectoryError, make_trajectory, serialized_point_count,
-)
 
 
 def declare_parameters(node: Node, table: dict[str, tuple[object, str]],
@@ -48,25 +41,7 @@ def core_logger(node: Node) -> Callable[[str, str], None]:
 
 
 MAX_TRAJECTORY_POINTS = ("max_trajectory_points", (
-    10000, "action_chunk messages with more points are refused before they are deserialized"))
-
-
-def trajectory_from_serialized(raw: bytes, known_joints, max_points: int) -> Trajectory:
-    """The core's Trajectory from a serialized JointTrajectory (a raw subscription). One with
-    more than ``max_points`` points is refused unread: deserializing 200000 points alone costs
-    1.8 s of a core (and the memory of 200000 Python messages) on a 2-core machine whose other
-    core runs the control loop and the DDS threads."""
-    count = serialized_point_count(raw)
-    if count > max_points:
-        raise TrajectoryError(f"{count} points, more than max_trajectory_points ({max_points})")
-    return trajectory_from_msg(deserialize_message(raw, JointTrajectory), known_joints)
-
-
-def trajectory_from_msg(msg: JointTrajectory, known_joints) -> Trajectory:
-    """The core's Trajectory from a message; raises TrajectoryError for a malformed one."""
-    return make_trajectory(msg.joint_names, to_seconds(msg.header.stamp),
-                           [to_seconds(point.time_from_start) for point in msg.points],
-                           [list(point.positions) for point in msg.points], known_joints)
+    10000, "action_chunk messages with more points are refused before their points are read"))
 
 
 def rgb_image(rgb, stamp: Time, frame_id: str) -> Image:

@@ -32,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.msg import EpisodeStatus, TaskResult
 from smolvla_ros.nodes.common import (
-    MAX_TRAJECTORY_POINTS, declare_parameters, rgb_image, run, trajectory_from_serialized,
+    MAX_TRAJECTORY_POINTS, declare_parameters, rgb_image, run,
 )
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.sim.arm import CAMERAS, SimArm, SimConfig
@@ -41,6 +41,7 @@ from smolvla_ros.sim.scene import SCENES, SIDES
 from smolvla_ros.sim.task import TaskJudge, named_object
 from smolvla_ros.sim.views import FRONT_VIEWS
 from smolvla_ros.trajectory import TrajectoryError
+from smolvla_ros.trajectory_cdr import trajectory_from_cdr
 from smolvla_ros.units import SO101_JOINTS
 
 PARAMETERS = {
@@ -164,8 +165,7 @@ class SimNode(Node):
 
     def _on_trajectory(self, raw: bytes) -> None:
         try:
-            trajectory = trajectory_from_serialized(raw, SO101_JOINTS,
-                                                    self.p["max_trajectory_points"])
+            trajectory = trajectory_from_cdr(raw, SO101_JOINTS, self.p["max_trajectory_points"])
             with self.lock:
                 self.arm.submit(trajectory, now_seconds(self))  # someone else drives: no expert
             self._expert_mode = False

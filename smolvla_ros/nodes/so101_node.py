@@ -27,10 +27,11 @@ from smolvla_ros.calibration import calibration_path, robot_calibration
 from smolvla_ros.feetech.bus import SO101_MOTORS, BusConfig, FeetechBus
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION, EmulatedBus
 from smolvla_ros.nodes.common import (
-    MAX_TRAJECTORY_POINTS, core_logger, declare_parameters, run, trajectory_from_serialized,
+    MAX_TRAJECTORY_POINTS, core_logger, declare_parameters, run,
 )
 from smolvla_ros.nodes.ros_time import now_seconds
 from smolvla_ros.trajectory import TrajectoryError, make_trajectory
+from smolvla_ros.trajectory_cdr import trajectory_from_cdr
 from smolvla_ros.units import SO101_JOINTS, ArmUnits, leader_to_follower_ticks
 
 MOCK_PORT = "mock"
@@ -199,7 +200,7 @@ class SO101Node(Node):
     # --- callbacks (executor thread) ------------------------------------------------------------
     def _on_trajectory(self, raw: bytes) -> None:
         try:
-            trajectory = trajectory_from_serialized(raw, SO101_MOTORS, self.max_trajectory_points)
+            trajectory = trajectory_from_cdr(raw, SO101_MOTORS, self.max_trajectory_points)
             skipped = self.controller.submit(trajectory, now_seconds(self))
         except (TrajectoryError, RuntimeError) as error:
             self.get_logger().error(f"trajectory rejected: {error}")
