@@ -46,7 +46,10 @@ class InstructionOnReady:
             return
         self.publisher.publish(String(data=self.text))
         self.instructed = True
-        self._timer.cancel()
+        # Destroyed, not cancelled: this may run in the policy_status callback while the timer,
+        # already found ready, waits for its turn in a multi-threaded executor (bringup's).
+        # rclpy skips a destroyed timer there; a cancelled one raises RCLError out of spin.
+        self.node.destroy_timer(self._timer)
         self.node.get_logger().info(f"instruction published: {self.text!r}")
 
 

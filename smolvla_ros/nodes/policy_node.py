@@ -179,7 +179,7 @@ class PolicyNode(Node):
     def _finish_setup(self) -> None:
         if self._loader.is_alive():
             return
-        self._setup_timer.cancel()
+        self.destroy_timer(self._setup_timer)  # (not cancel: see nodes/instruction.py)
         if self.runtime is None:
             self.get_logger().error(self._load_error)
             self._publish_status()
