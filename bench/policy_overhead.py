@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from builtin_interfaces.msg import Duration
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
@@ -42,7 +41,7 @@ from lerobot.policies.utils import prepare_observation_for_inference
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.msg import PolicyStatus
@@ -51,7 +50,7 @@ from smolvla_ros.nodes.policy_node import PolicyNode
 from smolvla_ros.policy.images import image_to_rgb
 from smolvla_ros.policy.runtime import PolicyRuntime
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
-from smolvla_ros.trajectory_cdr import trajectory_from_cdr
+from smolvla_ros.trajectory_cdr import trajectory_from_cdr, trajectory_to_cdr
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
 
 HEIGHT, WIDTH = 480, 640
@@ -111,12 +110,13 @@ class InChild:
 
     def __getattr__(self, method: str):
         def remote(*arguments):
-            self.pipe.send((method, arguments))
             try:
+                self.pipe.send((method, arguments))
                 return self.pipe.recv()
-            except EOFError:
-                raise SystemExit(f"the bench's child process running {method}() died "
-                                 f"(exit code {self.process.join(5) or self.process.exitcode})")
+            except (EOFError, OSError):
+                self.process.join(5)
+                raise SystemExit(f"the bench's child process died in {method}() (exit code "
+                                 f"{self.process.exitcode}); its error is printed above") from None
         return remote
 
     def close(self) -> None:
@@ -164,7 +164,7 @@ def report_stages(rows: list[tuple[float, ...]], hops: list[tuple[float, float]]
     print(f"  the same two hops between bare rclpy nodes in the node's process (median of "
           f"{len(hops)}, each after a model call):")
     print(f"    {'String, publish -> callback':<46} {text * 1e3:8.2f} ms")
-    print(f"    {'JointTrajectory, build -> Trajectory':<46} {chunk * 1e3:8.2f} ms")
+    print(f"    {'chunk -> bytes -> Trajectory':<46} {chunk * 1e3:8.2f} ms")
     print(f"  policy_node's stages {node * 1e3:.2f} ms, of which rclpy's floor "
           f"{(text + chunk) * 1e3:.2f} ms: the node's own work {(node - text - chunk) * 1e3:.2f} ms")
 
@@ -172,15 +172,16 @@ def report_stages(rows: list[tuple[float, ...]], hops: list[tuple[float, float]]
 class BareHops:
     """The node path's two DDS hops between two bare rclpy nodes in the node's process: what
     rclpy and DDS cost without policy_node. The instruction hop is publish to callback
-    (String); the chunk hop, a 50-point JointTrajectory built from a chunk, published, and
-    read into a Trajectory by a subscriber's callback as so101_node and sim_node read it. The
+    (String); the chunk hop, a 50-point chunk serialized as policy_node serializes it
+    (trajectory_to_cdr), published, and read into a Trajectory by a subscriber's callback as
+    so101_node and sim_node read it. The
     bench takes each right after a model call, as the node's chunk hop always is (its
     instruction hop is in half the trials), with the node idle."""
 
     def __init__(self, points: int):
         self.chunk = np.tile(JOINTS, (points, 1))
-        self.times = [JointTrajectoryPoint(time_from_start=Duration(nanosec=k * 33_333_333))
-                      for k in range(points)]
+        ticks = np.arange(1, points + 1)
+        self.times = (ticks // 30).astype(np.int32), (ticks % 30 * 33_333_333).astype(np.uint32)
         self.source, self.sink = rclpy.create_node("bench_hop_source"), rclpy.create_node("bench_hop_sink")
         self.arrived, self.arrival = threading.Event(), 0.0
         self.sink.create_subscription(String, "bench_hops/text", self._on_message, 10)
@@ -210,11 +211,9 @@ class BareHops:
             raise RuntimeError("a bare hop was not delivered in 10 s")
         return self.arrival - started
 
-    def _trajectory(self) -> JointTrajectory:
-        msg = JointTrajectory(joint_names=list(SO101_JOINTS), points=self.times)
-        for point, positions in zip(msg.points, self.chunk.tolist()):
-            point.positions = positions
-        return msg
+    def _trajectory(self) -> bytes:
+        """The chunk as policy_node publishes it: serialized by trajectory_to_cdr."""
+        return trajectory_to_cdr(SO101_JOINTS, (0, 0), *self.times, self.chunk)
 
     def text_hop(self) -> float:
         return self._hop(self.text, lambda: String(data="pick up the cube"))
@@ -304,7 +303,8 @@ class NodeHarness:
         self.arrived.clear()
         started = time.perf_counter()
         self.instruction.publish(String(data=task))
-        self.arrived.wait(timeout=600)
+        if not self.arrived.wait(timeout=600):
+            raise RuntimeError(f"no chunk for {task!r} within 600 s")
         self.stages.add(started, self.arrival)
         return time.perf_counter() - started
 

@@ -32,8 +32,11 @@ class _Reader:
     def __init__(self, raw: bytes):
         if len(raw) < 4:
             raise TrajectoryError(MALFORMED)
+        if raw[0] != 0 or raw[1] not in (0, 1):  # CDR_BE, CDR_LE; not XCDR2's 4-byte doubles
+            raise TrajectoryError(f"{MALFORMED}: encapsulation 0x{raw[0]:02x}{raw[1]:02x} is not "
+                                  "plain CDR (XCDR1)")
         self.raw = raw
-        self.endian = "<" if raw[1] & 1 else ">"
+        self.endian = "<" if raw[1] else ">"
         self.uint32_format = struct.Struct(self.endian + "I")
         self.at = 4
 
@@ -127,8 +130,6 @@ def _read_points(reader: _Reader, count: int, time_layout: struct.Struct):
             at += tail.size
         seconds.append(point_sec)
         nanoseconds.append(point_nanosec)
-    if at > len(raw):
-        raise TrajectoryError(MALFORMED)
     return starts, lengths, seconds, nanoseconds
 
 
@@ -141,6 +142,10 @@ def trajectory_to_cdr(joint_names: Sequence[str], stamp: tuple[int, int], second
     Every point is ``count, [pad], positions, three empty counts, sec, nanosec``; after the
     first, each starts 4 bytes past an 8-byte boundary, so the rest are one packed array."""
     points, width = positions.shape
+    if width != len(joint_names) or not len(seconds) == len(nanoseconds) == points:
+        raise ValueError(f"{points}x{width} positions, {len(seconds)}/{len(nanoseconds)} times "
+                         f"for {len(joint_names)} joints")
+    seconds, nanoseconds = np.asarray(seconds, np.int32), np.asarray(nanoseconds, np.uint32)
     out = bytearray(b"\x00\x01\x00\x00")
 
     def put(fmt: str, *values, align: int) -> None:

@@ -1,5 +1,6 @@
-"""Ctrl-C stops a node cleanly even while rclpy is converting a message it received (pybind11
-then reports the interrupted conversion as a RuntimeError instead of a KeyboardInterrupt)."""
+"""Ctrl-C stops a node cleanly even while it is busy taking a flood of large messages (a
+SIGINT that lands inside rclpy's conversion of a received message comes out of pybind11 as a
+RuntimeError instead of a KeyboardInterrupt)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """trajectory_from_cdr reads what rclpy serializes, and gives exactly what rclpy's own
-deserialization gives (the executors' path before it), errors included."""
+deserialization gives (the executors' path before it), refusals included; trajectory_to_cdr
+writes what rclpy reads back as policy_node's message."""
 
 from __future__ import annotations
 
@@ -94,6 +95,15 @@ def test_too_many_points_is_refused_before_they_are_read():
     assert len(trajectory_from_cdr(raw, JOINTS, 20).times) == 20
 
 
+def test_other_encapsulations_are_refused_not_misread():
+    """XCDR2 aligns doubles to 4 bytes, not 8: read as XCDR1 its positions would be garbage
+    that the arm then executes. Only plain CDR (0x0000, 0x0001) is read."""
+    raw = serialize_message(chunk([[0.1] * 6], [0.5]))
+    for header in (b"\x00\x07", b"\x00\x09", b"\x00\x0b", b"\x00\x03", b"\x01\x01"):
+        with pytest.raises(TrajectoryError, match="is not plain CDR"):
+            trajectory_from_cdr(header + raw[2:], JOINTS, 10000)
+
+
 def test_every_truncation_is_a_clear_error():
     msg = random_message(np.random.default_rng(3))
     msg.points = msg.points[:3]
@@ -179,3 +189,11 @@ def test_written_chunks_are_what_rclpy_would_serialize(dtype):
         if points:
             assert_same(trajectory_from_cdr(raw, JOINTS, 10000),
                         through_rclpy(serialize_message(built)))
+
+
+def test_writer_refuses_positions_that_do_not_fit_the_names():
+    times = np.zeros(2, np.int32), np.zeros(2, np.uint32)
+    with pytest.raises(ValueError, match="2x5 positions"):
+        trajectory_to_cdr(JOINTS, (0, 0), *times, np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="3x6 positions, 2/2 times"):
+        trajectory_to_cdr(JOINTS, (0, 0), *times, np.zeros((3, 6)))
