@@ -10,7 +10,7 @@ Action chunks cross the graph as bytes handled here instead of as rclpy message 
   gets back. Speed: ``bench/trajectory_parse.py``.
 
 The format is plain CDR (XCDR1) as rmw_fastrtps_cpp, the default rmw, writes it: a 4-byte
-encapsulation header (byte 1 odd = little endian), then each field aligned to its own size,
+encapsulation header (0x0001 little endian, 0x0000 big endian), then each field aligned to its own size,
 counted from the end of that header; sequences and strings are a uint32 count, strings with
 their terminating NUL. The tests check both directions against the serializer of the rmw in
 use (``RMW_IMPLEMENTATION``), so another rmw is checked by running them under it.
@@ -38,6 +38,7 @@ class _Reader:
         self.raw = raw
         self.endian = "<" if raw[1] else ">"
         self.uint32_format = struct.Struct(self.endian + "I")
+        self.time_format = struct.Struct(self.endian + "iI")  # builtin_interfaces Time, Duration
         self.at = 4
 
     def align(self, size: int) -> None:
@@ -75,14 +76,13 @@ def trajectory_from_cdr(raw: bytes, known_joints: Sequence[str], max_points: int
     velocities, accelerations and effort are skipped (the executors interpolate positions)."""
     try:
         reader = _Reader(raw)
-        time_layout = struct.Struct(reader.endian + "iI")
-        sec, nanosec = reader.unpack(time_layout)
+        sec, nanosec = reader.unpack(reader.time_format)
         reader.string()  # header.frame_id
         names = [reader.string() for _ in range(reader.uint32())]
         count = reader.uint32()
         if count > max_points:
             raise TrajectoryError(f"{count} points, more than max_trajectory_points ({max_points})")
-        starts, lengths, seconds, nanoseconds = _read_points(reader, count, time_layout)
+        starts, lengths, seconds, nanoseconds = _read_points(reader, count)
         # Every double of the message is 8-aligned from the data's start (byte 4): one view
         # over them all, and each point's positions are a run of it.
         doubles = np.frombuffer(raw, dtype=reader.endian + "f8", count=(len(raw) - 4) // 8,
@@ -100,14 +100,14 @@ def trajectory_from_cdr(raw: bytes, known_joints: Sequence[str], max_points: int
     return make_trajectory(names, sec + nanosec * 1e-9, times, positions, known_joints)
 
 
-def _read_points(reader: _Reader, count: int, time_layout: struct.Struct):
+def _read_points(reader: _Reader, count: int):
     """Where each point's positions start and how many there are, and its time_from_start.
 
     The loop is the hot part, so it is written flat. After a point's positions (4-aligned)
     come the counts of velocities, accelerations and effort, then time_from_start: a policy
     chunk leaves the three empty, and one unpack reads all five."""
-    raw, at, endian = reader.raw, reader.at, reader.endian
-    uint32, tail = struct.Struct(endian + "I"), struct.Struct(endian + "IIIiI")
+    raw, at, uint32 = reader.raw, reader.at, reader.uint32_format
+    tail = struct.Struct(reader.endian + "IIIiI")
     starts, lengths, seconds, nanoseconds = [], [], [], []
     for _ in range(count):
         at += -(at - 4) % 4
@@ -123,7 +123,7 @@ def _read_points(reader: _Reader, count: int, time_layout: struct.Struct):
             reader.at = at
             for _ in range(3):
                 reader.skip_doubles()  # velocities, accelerations, effort: not executed
-            point_sec, point_nanosec = reader.unpack(time_layout)
+            point_sec, point_nanosec = reader.unpack(reader.time_format)
             at = reader.at
         else:
             point_sec, point_nanosec = values[3], values[4]
