@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smolvla_ros.policy.openvino_cache import GraphCache
 from smolvla_ros.policy.openvino_expert import OpenVINOSteps, export_program
 from smolvla_ros.policy.openvino_vision import PRECISION_HINTS, compile_for_latency
 from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
@@ -46,6 +47,7 @@ from smolvla_ros.policy.static_expert import StaticExpert
 from vision_runtimes import THREADS, round_robin  # bench/, beside this script
 
 TASKS = ("pick up the cube", "put the red block in the blue box, then open the gripper")
+NO_CACHE = GraphCache(lambda: "", None)  # converted each time: the making time is what is measured
 
 
 def prefixes(runtime: PolicyRuntime, image_shape: tuple[int, int]) -> list[tuple[torch.Tensor, ...]]:
@@ -111,7 +113,7 @@ def openvino_step_variants(static: StaticExpert, cast: StaticExpert) -> tuple[di
         started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            step = OpenVINOSteps(static.model, dtype, THREADS)  # from the float32 modules
+            step = OpenVINOSteps(static.model, dtype, THREADS, NO_CACHE)  # from the float32 modules
         spent[name] = time.perf_counter() - started
         runner = StaticExpert(expert.model)  # the torch variants keep their own steps
         step.install(runner)

@@ -201,6 +201,8 @@ def run_mode(config: PolicyRuntimeConfig, obs: list) -> tuple[str, np.ndarray, f
         return None
     runtime.warm_up()
     ready = time.perf_counter() - started
+    for note in runtime.load_notes:  # the load column differs by ~40 s whether graphs were cached
+        print(f"  {note}", flush=True)
     clock = StageClock(runtime.policy.model, config.device)
     out, seconds, stages = [], [], []
     for k, (images, state, task) in enumerate(obs):

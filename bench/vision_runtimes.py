@@ -94,12 +94,14 @@ def openvino_variants(owner, size: int) -> dict:
     if importlib.util.find_spec("openvino") is None:
         print("  skipped OV fp32, OV bf16: openvino not installed")
         return {}
+    from smolvla_ros.policy.openvino_cache import GraphCache
     from smolvla_ros.policy.openvino_vision import OpenVINOVision
 
     def run(vision):
         return lambda x: vision(torch.from_numpy(x)).float().numpy()
 
-    return {f"OV {short}": run(OpenVINOVision(owner, size, dtype, THREADS))
+    no_cache = GraphCache(lambda: "", None)  # converted each time, as measured before the cache
+    return {f"OV {short}": run(OpenVINOVision(owner, size, dtype, THREADS, no_cache))
             for short, dtype in (("fp32", "float32"), ("bf16", "bfloat16"))}
 
 

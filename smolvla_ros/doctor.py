@@ -157,8 +157,12 @@ def check_fast_modes() -> Check:
     if shutil.which("c++") or shutil.which("g++"):
         modes.append("compile (CPU, C++ compiler found)")
     if importlib.util.find_spec("openvino"):
+        from smolvla_ros.policy.openvino_cache import cache_dir
+
+        graphs = cache_dir()
         modes.append("vision_runtime openvino (CPU)")
-        modes.append("expert_runtime openvino (CPU)")
+        modes.append("expert_runtime openvino (CPU; their graphs "
+                     + (f"cached in {graphs})" if graphs else "converted at every load)"))
     slow = [] if flags & {"avx512_bf16", "amx_bf16"} or torch.cuda.is_available() else \
         ["bfloat16 runs emulated on this CPU: slower than float32"]
     return Check("fast modes", OK, "; ".join(modes + slow))

@@ -30,6 +30,9 @@ os.environ.update(
     ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
     ROS_LOG_DIR=_LOG_DIR,
     MUJOCO_GL="egl",  # headless: chosen when mujoco is first imported, whichever test does it
+    # OpenVINO graphs converted at every load, as the tests of their actions expect; the
+    # cache's own tests (test_openvino_cache.py) give it a folder. Nothing in ~/.cache.
+    SMOLVLA_ROS_OPENVINO_CACHE="none",
 )
 
 

@@ -174,6 +174,8 @@ class PolicyNode(Node):
             f"loaded {self.p['policy_path']} on {runtime.device} ({runtime.mode}) in "
             f"{runtime.load_time_s:.1f} s, warm-up inference {warm_up:.2f} s; cameras "
             f"(ros name=checkpoint name): {', '.join(c.describe() for c in runtime.cameras)}")
+        for note in runtime.load_notes:
+            self.get_logger().info(note)
         self.runtime = runtime
 
     def _finish_setup(self) -> None:

@@ -7,8 +7,9 @@ and time embedding, and the chunk's constants (masks, positions, the prefix's ke
 per expert layer), in; the next actions out. OpenVINO runs it faster than torch in float32
 (bench/expert_runtimes.py; in bfloat16 a whole chunk gained nothing, bench/fast_modes.py). One step's graph, run once per step, converts in
 seconds; the ten steps unrolled took minutes. The prefix pass and the per-chunk constants
-stay in torch. Converted at every load from the float32 modules, before a bfloat16 cast, as
-the vision encoder is (smolvla_ros.policy.openvino_vision).
+stay in torch. Converted from the float32 modules, before a bfloat16 cast, as the vision
+encoder is (smolvla_ros.policy.openvino_vision), and kept for the next load
+(smolvla_ros.policy.openvino_cache).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from smolvla_ros.policy.openvino_cache import GraphCache
 from smolvla_ros.policy.openvino_vision import chosen_precision, compile_converted
 
 EXAMPLE_PREFIX = 16  # tokens of the prefix the step is traced with; the length is dynamic
@@ -64,25 +66,32 @@ def export_program(module: torch.nn.Module, example: tuple, dynamic_shapes):
     return program.run_decompositions(decompositions)
 
 
-def step_graph(static):
-    """One step of ``static`` (a StaticExpert on float32 modules) as an OpenVINO model, and
-    the names of the constants it takes after the actions and the time embedding."""
-    import openvino
-
-    model = static.model
-    hidden = model.vlm_with_expert.get_vlm_model().text_model.config.hidden_size
-    chunk = model.config.chunk_size
+def example_constants(static) -> dict[str, torch.Tensor]:
+    """A chunk's constants for an EXAMPLE_PREFIX-token prefix: what the step is traced with."""
+    hidden = static.model.vlm_with_expert.get_vlm_model().text_model.config.hidden_size
     pad_masks = torch.ones(1, EXAMPLE_PREFIX, dtype=torch.bool)
     with torch.no_grad():
-        constants = static._chunk_constants(torch.zeros(1, EXAMPLE_PREFIX, hidden), pad_masks,
-                                            torch.zeros(1, EXAMPLE_PREFIX, dtype=torch.bool))
-    names = [name for name in constants if not name.startswith("time_emb")]
+        return static._chunk_constants(torch.zeros(1, EXAMPLE_PREFIX, hidden), pad_masks,
+                                       torch.zeros(1, EXAMPLE_PREFIX, dtype=torch.bool))
+
+
+def step_names(constants: dict[str, torch.Tensor]) -> list[str]:
+    """The constants a step's graph takes, in order, after the actions and time embedding."""
+    return [name for name in constants if not name.startswith("time_emb")]
+
+
+def step_graph(static, constants: dict[str, torch.Tensor]):
+    """One step of ``static`` (a StaticExpert on float32 modules) as an OpenVINO model."""
+    import openvino
+
+    chunk = static.model.config.chunk_size
+    names = step_names(constants)
     prefix = torch.export.Dim("prefix", min=2, max=MAX_PREFIX)
     shapes = {"attention_mask": {2: prefix + chunk}}
     for index, reads_itself in enumerate(static._self_attn):
         for kind in ("keys", "values"):
             shapes[f"{kind}{index}"] = {2: prefix + chunk} if reads_itself else {1: prefix}
-    noise = torch.zeros(1, chunk, model.config.max_action_dim)
+    noise = torch.zeros(1, chunk, static.model.config.max_action_dim)
     # torch.export and OpenVINO's converter warn about each other's deprecated internals
     # (torch 2.11, openvino 2026.4): nothing a user can act on.
     with torch.no_grad(), warnings.catch_warnings():
@@ -91,7 +100,7 @@ def step_graph(static):
         program = export_program(Step(static, names),
                                  (noise, constants["time_emb0"], *(constants[n] for n in names)),
                                  (None, None, tuple(shapes.get(name) for name in names)))
-        return openvino.convert_model(program), names
+        return openvino.convert_model(program)
 
 
 class OpenVINOSteps:
@@ -102,7 +111,7 @@ class OpenVINOSteps:
     on the StaticExpert that runs, after the cast: its prefix pass and constants stay torch's,
     in the policy's dtype, handed to the graph in float32."""
 
-    def __init__(self, model, dtype: str, threads: int):
+    def __init__(self, model, dtype: str, threads: int, cache: GraphCache):
         try:
             import openvino  # noqa: F401 (here: the error below says what to install)
         except ImportError as error:
@@ -112,13 +121,13 @@ class OpenVINOSteps:
         from smolvla_ros.policy.static_expert import StaticExpert
 
         static = StaticExpert(model)  # its ValueError (a model LeRobot cannot run) says why
-        self._names: list[str] = []
-
-        def graph():  # it holds the step's dt: num_steps is set before, and fixed after load
-            graph, self._names = step_graph(static)
-            return graph
-        compiled = compile_converted(graph, dtype, threads, OpenVINOExpertError,
-                                     "the flow step", "expert_runtime")
+        constants = example_constants(static)
+        self._names = step_names(constants)
+        # The graph holds the step's dt: num_steps is set before (it is in the cache's key),
+        # and fixed after load.
+        compiled = compile_converted(
+            lambda: cache.model("step", "", lambda: step_graph(static, constants)),
+            dtype, threads, OpenVINOExpertError, "the flow step", "expert_runtime")
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
         self._chunk: dict | None = None  # the constants of the chunk being denoised

@@ -4,10 +4,10 @@ On a CPU the vision encoder (SigLIP + connector: what LeRobot's ``embed_image`` 
 camera) is the largest part of a chunk (bench/fast_modes.py), and OpenVINO runs it faster
 than torch at the same precision (bench/vision_runtimes.py). The graph is LeRobot's own
 modules with the checkpoint's weights, taken with ``torch.export`` and converted at load (a
-few seconds; nothing is cached on disk, so a changed checkpoint can never meet a stale
-graph). It runs in float32, or in bfloat16 where the policy's dtype is bfloat16. Its tokens
-replace ``embed_image``'s; everything after them (the VLM prefix, the action expert) stays
-LeRobot's, in torch.
+few seconds), and kept for the next load under a key that a changed checkpoint changes
+(smolvla_ros.policy.openvino_cache). It runs in float32, or in bfloat16 where the policy's
+dtype is bfloat16. Its tokens replace ``embed_image``'s; everything after them (the VLM
+prefix, the action expert) stays LeRobot's, in torch.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import threading
 import warnings
 
 import torch
+
+from smolvla_ros.policy.openvino_cache import GraphCache
 
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
 
@@ -31,7 +33,8 @@ class OpenVINOVision:
     checkpoint's own weights and the precision is OpenVINO's choice (its bf16 hint), as
     bench/vision_runtimes.py measured it."""
 
-    def __init__(self, vlm_with_expert, image_size: int, dtype: str, threads: int):
+    def __init__(self, vlm_with_expert, image_size: int, dtype: str, threads: int,
+                 cache: GraphCache):
         try:
             import openvino
         except ImportError as error:
@@ -50,8 +53,9 @@ class OpenVINOVision:
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return openvino.convert_model(torch.export.export(encoder, (example,)))
-        compiled = compile_converted(graph, dtype, threads, OpenVINOVisionError,
-                                     "the vision encoder", "vision_runtime")
+        compiled = compile_converted(
+            lambda: cache.model("vision", f"{image_size}x{image_size}", graph),
+            dtype, threads, OpenVINOVisionError, "the vision encoder", "vision_runtime")
         self.image_size = image_size
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()

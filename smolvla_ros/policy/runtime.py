@@ -138,6 +138,7 @@ class PolicyRuntime:
             raise PolicyLoadError(
                 f"cannot build the policy from '{path}' with VLM '{policy_config.vlm_model_name}' "
                 f"({str(error).splitlines()[0]}); if the VLM folder moved, set vlm_path") from None
+        self.load_notes: list[str] = []  # what the load did that a log should say (caches)
         self._apply_speed_ups(config)
         tokenizer_overrides = {"tokenizer_name": policy_config.vlm_model_name}
         if config.tokenizer_max_length > 0:
@@ -199,11 +200,15 @@ class PolicyRuntime:
         model = self.policy.model
         if config.num_steps:
             self.policy.config.num_steps = config.num_steps
+        if openvino or expert_openvino:
+            graphs = self._graph_cache(model)
         if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
-            self._install_openvino(model)
+            self._install_openvino(model, graphs)
         self._openvino_steps = None
         if expert_openvino:  # the same, before the cast
-            self._openvino_steps = self._openvino_step(model)
+            self._openvino_steps = self._openvino_step(model, graphs)
+        if openvino or expert_openvino:
+            self.load_notes += graphs.notes
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             model.vlm_with_expert.to(torch.bfloat16)
@@ -254,17 +259,23 @@ class PolicyRuntime:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
 
-    def _openvino_step(self, model):
+    def _graph_cache(self, model):
+        """Where the OpenVINO graphs of this very model are kept between loads."""
+        from smolvla_ros.policy.openvino_cache import GraphCache, cache_dir, model_fingerprint
+
+        return GraphCache(lambda: model_fingerprint(model, self.policy.config), cache_dir())
+
+    def _openvino_step(self, model, graphs):
         import torch
 
         from smolvla_ros.policy.openvino_expert import OpenVINOExpertError, OpenVINOSteps
 
         try:
-            return OpenVINOSteps(model, self.dtype, torch.get_num_threads())
+            return OpenVINOSteps(model, self.dtype, torch.get_num_threads(), graphs)
         except (OpenVINOExpertError, ValueError) as error:
             raise PolicyLoadError(str(error)) from error
 
-    def _install_openvino(self, model) -> None:
+    def _install_openvino(self, model, graphs) -> None:
         import torch
 
         from smolvla_ros.policy.openvino_vision import OpenVINOVision, OpenVINOVisionError
@@ -275,7 +286,7 @@ class PolicyRuntime:
                                   f"to one square size (resize_imgs_with_padding is {size})")
         try:
             self._openvino = OpenVINOVision(model.vlm_with_expert, size[0], self.dtype,
-                                            torch.get_num_threads())
+                                            torch.get_num_threads(), graphs)
         except OpenVINOVisionError as error:
             raise PolicyLoadError(str(error)) from error
         self._openvino.install()

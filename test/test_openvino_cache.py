@@ -1,0 +1,166 @@
+"""OpenVINO graphs kept between loads (smolvla_ros.policy.openvino_cache): a second load reads
+them instead of converting, with LeRobot's actions within float rounding as before, and only
+the same model, config, code and libraries ever read a graph back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from test_policy_runtime import lerobot_direct
+
+from smolvla_ros.policy.openvino_cache import KEEP, GraphCache, cache_dir
+from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
+
+KINDS = ("vision", "step")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMOLVLA_ROS_OPENVINO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def load(checkpoint, **changes) -> PolicyRuntime:
+    return PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), vision_runtime="openvino",
+                                             expert_runtime="openvino", **changes))
+
+
+def folders(runtime: PolicyRuntime, verb: str) -> list[str]:
+    """The cache folders the load's notes name, each checked to say ``verb``."""
+    assert len(runtime.load_notes) == len(KINDS), runtime.load_notes
+    names = []
+    for kind, note in zip(KINDS, runtime.load_notes):
+        assert note.startswith(f"OpenVINO {kind} graph {verb} "), note
+        names.append(note.rsplit("/", 1)[1])
+    return names
+
+
+def check_actions(runtime: PolicyRuntime, checkpoint, seed: int, num_steps=None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for name in ("front", "wrist")}
+    state = rng.normal(size=6) * 20
+    ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(seed))
+    theirs = lerobot_direct(checkpoint, images, state, "pick up the cube",
+                            runtime.make_noise(seed), num_steps=num_steps)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # float32 rounding only
+    return ours
+
+
+def test_a_second_load_reads_the_graphs_and_keeps_lerobots_actions(tiny_checkpoint, cache,
+                                                                   monkeypatch):
+    first = load(tiny_checkpoint)
+    saved = folders(first, "converted and saved to")
+    assert sorted(saved) == sorted(entry.name for entry in cache.iterdir())
+    converted = check_actions(first, tiny_checkpoint, seed=4)
+
+    def export(*args, **kwargs):
+        raise AssertionError("a cached graph was exported again")
+    monkeypatch.setattr(torch.export, "export", export)
+    second = load(tiny_checkpoint)
+    assert folders(second, "read from") == saved
+    assert second.mode == first.mode == "float32, 10 steps, OpenVINO vision, OpenVINO expert"
+    read = check_actions(second, tiny_checkpoint, seed=4)
+    # Not bit for bit (measured): both are float rounding of LeRobot's.
+    np.testing.assert_allclose(read, converted, rtol=0, atol=1e-4)
+
+
+def test_changed_weights_or_steps_never_meet_a_stale_graph(tiny_checkpoint, cache, tmp_path):
+    """Two copies of one checkpoint, the second fine-tuned (its vision encoder and expert
+    changed): each gets its own graphs, and each its own LeRobot actions."""
+    copies = {}
+    for name in ("same", "tuned"):
+        copies[name] = tmp_path / name
+        shutil.copytree(tiny_checkpoint, copies[name])
+    tensors = load_file(copies["tuned"] / "model.safetensors")
+    for key in tensors:
+        if ("vision_model" in key or "lm_expert" in key) and key.endswith("weight"):
+            tensors[key] = tensors[key] * 1.5
+    save_file(tensors, copies["tuned"] / "model.safetensors", metadata={"format": "pt"})
+    vlm = str(tiny_checkpoint / "vlm")  # one VLM config for both, as for two runs of one base
+    same = folders(load(copies["same"], vlm_path=vlm), "converted and saved to")
+    tuned_runtime = load(copies["tuned"], vlm_path=vlm)
+    tuned = folders(tuned_runtime, "converted and saved to")
+    assert not set(same) & set(tuned)
+    check_actions(tuned_runtime, copies["tuned"], seed=5)
+    assert folders(load(copies["same"], vlm_path=vlm), "read from") == same  # the copy's own
+    fewer = load(copies["same"], vlm_path=vlm, num_steps=4)  # dt is in the step's graph
+    assert not set(folders(fewer, "converted and saved to")) & set(same)
+    check_actions(fewer, copies["same"], seed=6, num_steps=4)
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "truncated graph"])
+def test_a_damaged_graph_is_converted_again(tiny_checkpoint, cache, damage):
+    saved = folders(load(tiny_checkpoint), "converted and saved to")
+    victim = cache / saved[1] / ("model.bin" if damage == "truncated weights" else "model.xml")
+    victim.write_bytes(victim.read_bytes()[:300])
+    again = load(tiny_checkpoint)
+    assert again.load_notes[0] == f"OpenVINO vision graph read from {cache / saved[0]}"
+    assert again.load_notes[1].startswith(f"OpenVINO step graph in {cache / saved[1]} "
+                                          "unreadable (RuntimeError), converted again")
+    check_actions(again, tiny_checkpoint, seed=7)
+    assert folders(load(tiny_checkpoint), "read from") == saved  # and saved anew
+
+
+def test_a_cache_that_cannot_be_written_costs_a_conversion_not_the_load(tiny_checkpoint,
+                                                                         tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("SMOLVLA_ROS_OPENVINO_CACHE", str(tmp_path / "a_file" / "cache"))
+    runtime = load(tiny_checkpoint)
+    for kind, note in zip(KINDS, runtime.load_notes):
+        assert note == (f"OpenVINO {kind} graph converted, not saved to "
+                        f"{tmp_path / 'a_file' / 'cache'} (Not a directory)")
+    check_actions(runtime, tiny_checkpoint, seed=8)
+
+
+def test_the_cache_can_be_turned_off_and_lives_beside_setups_venvs(tiny_checkpoint, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setenv("SMOLVLA_ROS_OPENVINO_CACHE", "none")
+    assert load(tiny_checkpoint).load_notes == []
+    monkeypatch.delenv("SMOLVLA_ROS_OPENVINO_CACHE")
+    monkeypatch.setenv("SMOLVLA_ROS_CACHE", str(tmp_path / "shared"))  # scripts/setup.sh's
+    assert cache_dir() == tmp_path / "shared" / "openvino"
+    monkeypatch.delenv("SMOLVLA_ROS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "smolvla_ros" / "openvino"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "smolvla_ros" / "openvino"
+
+
+def small_model():
+    import openvino
+    import openvino.opset13 as ops
+
+    pixels = ops.parameter([2], openvino.Type.f32)
+    return openvino.Model([ops.relu(pixels)], [pixels])
+
+
+def cached(root, fingerprint: str) -> tuple[str, str]:
+    """Where GraphCache(fingerprint) keeps its vision graph, and what it did."""
+    graphs = GraphCache(lambda: fingerprint, root)
+    graphs.model("vision", "", small_model)
+    note = graphs.notes[-1]
+    return note.rsplit("/", 1)[1], note.split(" graph ")[1].split(" ")[0]
+
+
+def test_the_most_recently_used_graphs_are_kept_and_a_killed_loads_leftovers_go(tmp_path):
+    root = tmp_path / "openvino"
+    names = [cached(root, f"model {index}")[0] for index in range(KEEP)]
+    for age, name in enumerate(names):  # model 0 the oldest
+        os.utime(root / name, (1000 + age,) * 2)
+    assert cached(root, "model 0") == (names[0], "read")  # used: now the newest
+    killed, loading = root / ".vision-killed", root / ".step-loading"
+    killed.mkdir()
+    loading.mkdir()
+    os.utime(killed, (time.time() - 2 * 86400,) * 2)
+    newest, what = cached(root, "model new")  # one graph more than KEEP
+    assert what == "converted"
+    left = {entry.name for entry in root.iterdir()}
+    assert left == {*names[:1], *names[2:], newest, loading.name}  # model 1 went, and the killed
+
