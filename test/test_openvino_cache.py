@@ -5,12 +5,16 @@ the same model, config, code and libraries ever read a graph back."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT, ros_env
 from safetensors.torch import load_file, save_file
 from test_policy_runtime import lerobot_direct
 
@@ -164,3 +168,20 @@ def test_the_most_recently_used_graphs_are_kept_and_a_killed_loads_leftovers_go(
     left = {entry.name for entry in root.iterdir()}
     assert left == {*names[:1], *names[2:], newest, loading.name}  # model 1 went, and the killed
 
+
+def test_graph_cache_bench_loads_converting_then_reading():
+    """bench/graph_cache.py on the tiny model: the first OpenVINO load converts, the next
+    reads, both within float rounding of the default load's (LeRobot's) actions."""
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "graph_cache.py"), "--observations", "1",
+         "--image-size", "48x64"], env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {m.group(1): [float(v) for v in m.groups()[1:]] for m in re.finditer(
+        r"^  (default \(no OpenVINO\)|OpenVINO, first load|OpenVINO, next load)\s+([\d.]+)\s+"
+        r"([\d.]+)\s+([\d.]+) \+\s+([\d.]+)\s+(\S+)$", result.stdout, re.MULTILINE)}
+    assert len(rows) == 3 and rows["default (no OpenVINO)"][-1] == 0
+    assert rows["OpenVINO, first load"][-1] < 1e-3 and rows["OpenVINO, next load"][-1] < 1e-3
+    assert result.stdout.count("graph converted and saved to") == 2
+    assert result.stdout.count("graph read from") == 2
+    assert len(re.findall(r"^  (vision|step) graph on disk: [\d.]+ MB$", result.stdout,
+                          re.MULTILINE)) == 2
