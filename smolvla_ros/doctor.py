@@ -161,8 +161,9 @@ def check_fast_modes() -> Check:
 
         graphs = cache_dir()
         modes.append("vision_runtime openvino (CPU)")
-        modes.append("expert_runtime openvino (CPU; their graphs "
-                     + (f"cached in {graphs})" if graphs else "converted at every load)"))
+        modes.append("expert_runtime openvino (CPU)")
+        modes.append(f"OpenVINO graphs cached in {graphs}" if graphs
+                     else "OpenVINO graphs converted at every load (no cache)")
     slow = [] if flags & {"avx512_bf16", "amx_bf16"} or torch.cuda.is_available() else \
         ["bfloat16 runs emulated on this CPU: slower than float32"]
     return Check("fast modes", OK, "; ".join(modes + slow))

@@ -105,8 +105,9 @@ def test_a_damaged_graph_is_converted_again(tiny_checkpoint, cache, damage):
     victim.write_bytes(victim.read_bytes()[:300])
     again = load(tiny_checkpoint)
     assert again.load_notes[0] == f"OpenVINO vision graph read from {cache / saved[0]}"
-    assert again.load_notes[1].startswith(f"OpenVINO step graph in {cache / saved[1]} "
-                                          "unreadable (RuntimeError), converted again")
+    assert again.load_notes[1:] == [
+        f"OpenVINO step graph in {cache / saved[1]} is unreadable (RuntimeError), converted again",
+        f"OpenVINO step graph converted and saved to {cache / saved[1]}"]
     check_actions(again, tiny_checkpoint, seed=7)
     assert folders(load(tiny_checkpoint), "read from") == saved  # and saved anew
 
@@ -118,8 +119,34 @@ def test_a_cache_that_cannot_be_written_costs_a_conversion_not_the_load(tiny_che
     runtime = load(tiny_checkpoint)
     for kind, note in zip(KINDS, runtime.load_notes):
         assert note == (f"OpenVINO {kind} graph converted, not saved to "
-                        f"{tmp_path / 'a_file' / 'cache'} (Not a directory)")
+                        f"{tmp_path / 'a_file' / 'cache'} (NotADirectoryError: Not a directory)")
     check_actions(runtime, tiny_checkpoint, seed=8)
+
+
+def test_a_full_disk_costs_a_conversion_not_the_load(tiny_checkpoint, cache, monkeypatch):
+    import openvino
+
+    def save_model(*args, **kwargs):  # what openvino 2026.4 raises writing to /dev/full
+        raise RuntimeError("basic_ios::clear: iostream error")
+    monkeypatch.setattr(openvino, "save_model", save_model)
+    runtime = load(tiny_checkpoint)
+    for kind, note in zip(KINDS, runtime.load_notes):
+        assert note == (f"OpenVINO {kind} graph converted, not saved to {cache} "
+                        "(RuntimeError: basic_ios::clear: iostream error)")
+    assert list(cache.iterdir()) == []  # no half-written graph left
+    check_actions(runtime, tiny_checkpoint, seed=9)
+
+
+def test_bfloat16_reads_the_float32_graphs_and_says_its_precision(tiny_checkpoint, cache):
+    """The graphs hold the float32 weights; the precision is a compile-time hint."""
+    from test_policy_runtime import openvino_has_bf16
+
+    saved = folders(load(tiny_checkpoint), "converted and saved to")
+    cast = load(tiny_checkpoint, dtype="bfloat16")
+    assert folders(cast, "read from") == saved
+    precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
+    assert cast.mode == (f"bfloat16, 10 steps, OpenVINO vision{precision}, "
+                         f"OpenVINO expert{precision}")
 
 
 def test_the_cache_can_be_turned_off_and_lives_beside_setups_venvs(tiny_checkpoint, tmp_path,
@@ -145,28 +172,60 @@ def small_model():
     return openvino.Model([ops.relu(pixels)], [pixels])
 
 
-def cached(root, fingerprint: str) -> tuple[str, str]:
-    """Where GraphCache(fingerprint) keeps its vision graph, and what it did."""
+def cached(root, fingerprint: str, compile_graph=lambda graph: graph) -> tuple[str, str]:
+    """Where GraphCache(fingerprint) keeps its vision graph, and its last note's verb."""
     graphs = GraphCache(lambda: fingerprint, root)
-    graphs.model("vision", "", small_model)
+    graphs.compiled("vision", "", small_model, compile_graph)
     note = graphs.notes[-1]
     return note.rsplit("/", 1)[1], note.split(" graph ")[1].split(" ")[0]
 
 
-def test_the_most_recently_used_graphs_are_kept_and_a_killed_loads_leftovers_go(tmp_path):
-    root = tmp_path / "openvino"
+def test_the_most_recently_used_graphs_are_kept_and_nothing_else_is_touched(tmp_path):
+    root = tmp_path / "openvino"  # as if the user pointed the cache at a folder of theirs
     names = [cached(root, f"model {index}")[0] for index in range(KEEP)]
     for age, name in enumerate(names):  # model 0 the oldest
         os.utime(root / name, (1000 + age,) * 2)
     assert cached(root, "model 0") == (names[0], "read")  # used: now the newest
     killed, loading = root / ".vision-killed", root / ".step-loading"
-    killed.mkdir()
-    loading.mkdir()
-    os.utime(killed, (time.time() - 2 * 86400,) * 2)
+    theirs = [root / "my_models", root / ".config", root / "vision-not-ours"]
+    for folder in (killed, loading, *theirs):
+        folder.mkdir()
+        os.utime(folder, (time.time() - 2 * 86400,) * 2)  # all older than any graph
+    os.utime(loading, None)
     newest, what = cached(root, "model new")  # one graph more than KEEP
     assert what == "converted"
     left = {entry.name for entry in root.iterdir()}
-    assert left == {*names[:1], *names[2:], newest, loading.name}  # model 1 went, and the killed
+    # model 1 went, and the killed load's leftovers; the user's folders stay
+    assert left == {*names[:1], *names[2:], newest, loading.name, *(f.name for f in theirs)}
+
+
+def test_a_cached_graph_that_no_longer_compiles_is_converted_again(tmp_path):
+    root = tmp_path / "openvino"
+    name, _ = cached(root, "model")
+    calls = []
+
+    def compile_graph(graph):  # the first (the read graph) fails, as a foreign build's would
+        calls.append(graph)
+        if len(calls) == 1:
+            raise RuntimeError("unsupported opset")
+        return graph
+    graphs = GraphCache(lambda: "model", root)
+    graphs.compiled("vision", "", small_model, compile_graph)
+    assert graphs.notes == [f"OpenVINO vision graph in {root / name} does not compile "
+                            "(RuntimeError), converted again",
+                            f"OpenVINO vision graph converted and saved to {root / name}"]
+    assert len(calls) == 2 and cached(root, "model") == (name, "read")
+
+
+def test_a_model_that_cannot_be_hashed_is_converted_not_cached(tmp_path):
+    def fingerprint():
+        raise PermissionError(13, "Permission denied")
+    graphs = GraphCache(fingerprint, tmp_path / "openvino")
+    graph = graphs.compiled("step", "", small_model, lambda graph: graph)
+    assert graph.get_parameters()[0].get_partial_shape().to_string() == "[2]"
+    assert graphs.notes == ["OpenVINO step graph converted, not cached: the model could not be "
+                            "hashed (PermissionError: [Errno 13] Permission denied)"]
+    assert not (tmp_path / "openvino").exists()
 
 
 def test_graph_cache_bench_loads_converting_then_reading():

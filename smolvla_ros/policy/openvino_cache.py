@@ -1,21 +1,23 @@
 """Converted OpenVINO graphs kept on disk, so that a policy's next load skips the conversion.
 
 ``vision_runtime`` and ``expert_runtime`` openvino take their graphs from LeRobot's modules
-with ``torch.export`` and convert them: 40 of the 54 s the full-size policy took to load with
-both (8.6 s for the vision encoder, 31 s for the flow step; compiling them, which stays, took
-5 s). A converted graph is a function of the model's tensors, its config, the code that
-exports it and the versions of the libraries doing it, so it is saved under a key made of all
-of them:
-- every tensor of the model as loaded (hashed, so a changed checkpoint, a fine-tune or another
-  ``vlm_path`` never meets a stale graph);
-- the policy's config (``num_steps`` is in the step's graph);
+with ``torch.export`` and convert them: in one measured load of the full-size policy with
+both, 44 of its 54 s (6 s for the vision encoder, 38 s for the flow step; compiling, which
+stays, took 5 s). A converted graph is a function of the model's tensors and configs, the
+code that exports it and the versions of the libraries doing it, so it is saved under a key
+made of all of them:
+- every tensor of the model as loaded (hashed, so a changed checkpoint or fine-tune never
+  meets a stale graph), the policy's config (``num_steps`` is in the step's graph), and the
+  VLM's and the expert's configs (another ``vlm_path``, or the same one edited);
 - this package's and LeRobot's SmolVLA source files, by content;
 - the versions of torch, transformers, lerobot and openvino.
 
 Where: ``$SMOLVLA_ROS_OPENVINO_CACHE`` (``none``: no cache), else ``openvino/`` in the cache
 scripts/setup.sh keeps its venvs in (``$SMOLVLA_ROS_CACHE``, else
 ``$XDG_CACHE_HOME/smolvla_ros``, else ``~/.cache/smolvla_ros``). The most recently used few
-are kept. A cache that cannot be read or written costs a conversion, never the load.
+are kept; only this module's own folders are ever deleted there. Whatever goes wrong with
+the cache (unreadable, unwritable, a full disk, a graph that no longer compiles) costs a
+conversion and a note, never the load.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -31,20 +34,26 @@ from pathlib import Path
 from typing import Callable
 
 CACHE_ENV = "SMOLVLA_ROS_OPENVINO_CACHE"
-KEEP = 6  # graphs kept (each holds its weights: ~0.4 GB for the full-size encoder or step)
+KEEP = 6  # graphs kept (each holds its weights: 0.39 GB for the full-size encoder or step)
 LIBRARIES = ("torch", "transformers", "lerobot", "openvino")
+GRAPH = re.compile(r"(vision|step)-[0-9a-f]{32}")  # a folder of ours; nothing else is deleted
+STAGING = re.compile(r"\.(vision|step)-.+")
+STAGING_LEFT_AFTER_S = 86400  # a killed load's half-written graph, removed after a day
 
 
 def cache_dir() -> Path | None:
-    """Where converted graphs go, or None where the user turned the cache off."""
+    """Where converted graphs go, or None where the user turned the cache off (or there is
+    no home folder to put it in)."""
     chosen = os.environ.get(CACHE_ENV, "").strip()
     if chosen.lower() == "none":
         return None
-    if chosen:
-        return Path(chosen).expanduser()
-    root = os.environ.get("SMOLVLA_ROS_CACHE", "").strip() or \
+    root = chosen or os.environ.get("SMOLVLA_ROS_CACHE", "").strip() or \
         str(Path(os.environ.get("XDG_CACHE_HOME", "").strip() or "~/.cache") / "smolvla_ros")
-    return Path(root).expanduser() / "openvino"
+    try:
+        root = Path(root).expanduser()
+    except RuntimeError:  # "~" with no HOME and no passwd entry
+        return None
+    return root if chosen else root / "openvino"
 
 
 def model_fingerprint(model, policy_config) -> str:
@@ -60,6 +69,9 @@ def model_fingerprint(model, policy_config) -> str:
         digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     digest.update(repr(policy_config).encode())
+    vlm_with_expert = model.vlm_with_expert
+    for config in (vlm_with_expert.config, vlm_with_expert.lm_expert.config):
+        digest.update(config.to_json_string().encode())
     sources = [Path(modeling.__file__), Path(with_expert.__file__),
                *sorted(Path(ours.__file__).parent.glob("*.py"))]
     for source in sources:
@@ -83,47 +95,80 @@ class GraphCache:
         self.root = root
         self.notes: list[str] = []  # what happened, one line each, for the node's load line
 
-    def model(self, what: str, detail: str, convert: Callable[[], object]):
-        """The OpenVINO model for ``what`` (``detail``: what else its graph depends on, e.g.
-        the image size): read from the cache, else ``convert()``-ed and saved there."""
+    def compiled(self, what: str, detail: str, convert: Callable[[], object],
+                 compile_graph: Callable[[object], object]):
+        """``compile_graph(graph)`` for the graph of ``what`` (``detail``: what else it depends
+        on, e.g. the image size): the cached graph if there is one that compiles, else
+        ``convert()``-ed (and saved). Only ``convert`` and ``compile_graph`` of a converted
+        graph raise: the cache's own failures become notes."""
+        folder = self._folder(what, detail)
+        if folder is not None:
+            graph = self._read(what, folder)
+            if graph is not None:
+                try:
+                    ready = compile_graph(graph)
+                except Exception as error:  # e.g. saved by another OpenVINO build
+                    self._drop(what, folder, "does not compile", error)
+                else:
+                    self.notes.append(f"OpenVINO {what} graph read from {folder}")
+                    with contextlib.suppress(OSError):  # a read-only cache still serves
+                        os.utime(folder)  # recently used: kept the longest
+                    return ready
+        graph = convert()
+        if folder is not None:
+            self._save(what, graph, folder)
+        return compile_graph(graph)
+
+    def _folder(self, what: str, detail: str) -> Path | None:
+        if self.root is None:
+            return None
+        try:
+            self._made = self._made or self._fingerprint()
+        except Exception as error:  # an unreadable source file, a tensor it cannot hash...
+            self.notes.append(f"OpenVINO {what} graph converted, not cached: the model could "
+                              f"not be hashed ({type(error).__name__}: {error})")
+            return None
+        key = hashlib.sha256(f"{self._made} {what} {detail}".encode()).hexdigest()[:32]
+        return self.root / f"{what}-{key}"
+
+    def _read(self, what: str, folder: Path):
+        """The saved graph, or None (not saved yet, or dropped as unreadable)."""
         import openvino
 
-        if self.root is None:
-            return convert()
-        self._made = self._made or self._fingerprint()
-        key = hashlib.sha256(f"{self._made} {what} {detail}".encode()).hexdigest()[:32]
-        folder = self.root / f"{what}-{key}"
         xml = folder / "model.xml"
-        if xml.is_file():
-            try:
-                model = openvino.Core().read_model(xml)
-            except Exception as error:  # a truncated or foreign file: convert anew
-                self.notes.append(f"OpenVINO {what} graph in {folder} unreadable "
-                                  f"({type(error).__name__}), converted again")
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                self.notes.append(f"OpenVINO {what} graph read from {folder}")
-                with contextlib.suppress(OSError):  # a read-only cache still serves
-                    os.utime(folder)  # recently used: kept the longest
-                return model
-        model = convert()
-        self._save(openvino, model, what, folder)
-        return model
+        try:
+            if not xml.is_file():
+                return None
+            return openvino.Core().read_model(xml)
+        except Exception as error:  # truncated, foreign, or a folder this user cannot enter
+            self._drop(what, folder, "is unreadable", error)
+            return None
 
-    def _save(self, openvino, model, what: str, folder: Path) -> None:
-        """Written to a temporary folder and renamed, so a reader never sees half a graph."""
+    def _drop(self, what: str, folder: Path, why: str, error: Exception) -> None:
+        self.notes.append(f"OpenVINO {what} graph in {folder} {why} "
+                          f"({type(error).__name__}), converted again")
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def _save(self, what: str, graph, folder: Path) -> None:
+        """Written to a staging folder and renamed, so a reader never sees half a graph."""
+        import openvino
+
         staging = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{what}-", dir=self.root))
-            openvino.save_model(model, staging / "model.xml", compress_to_fp16=False)
+            openvino.save_model(graph, staging / "model.xml", compress_to_fp16=False)
             staging.rename(folder)
             staging = None
             self.notes.append(f"OpenVINO {what} graph converted and saved to {folder}")
-        except OSError as error:  # a full disk, a read-only home, another load that won
-            if not (folder / "model.xml").is_file():
+        except Exception as error:  # a full disk, a read-only home, another load that won
+            if (folder / "model.xml").exists():
+                self.notes.append(f"OpenVINO {what} graph converted; another load saved it "
+                                  f"to {folder} first")
+            else:
+                reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
                 self.notes.append(f"OpenVINO {what} graph converted, not saved to {self.root} "
-                                  f"({error.strerror or error})")
+                                  f"({type(error).__name__}: {reason})")
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -131,14 +176,15 @@ class GraphCache:
 
     def _evict(self) -> None:
         """Keep the KEEP most recently used graphs, and no staging folder a killed load left
-        behind a day ago."""
+        a day ago. Only folders named as this module names them: the root may be a folder
+        the user also keeps other things in."""
         try:
             entries = sorted(((entry.stat().st_mtime, entry) for entry in self.root.iterdir()
                               if entry.is_dir()), reverse=True)
         except OSError:
             return
-        graphs = [entry for _, entry in entries if not entry.name.startswith(".")]
-        left = [entry for at, entry in entries
-                if entry.name.startswith(".") and at < time.time() - 86400]
+        graphs = [entry for _, entry in entries if GRAPH.fullmatch(entry.name)]
+        left = [entry for at, entry in entries if STAGING.fullmatch(entry.name)
+                and at < time.time() - STAGING_LEFT_AFTER_S]
         for old in graphs[KEEP:] + left:
             shutil.rmtree(old, ignore_errors=True)

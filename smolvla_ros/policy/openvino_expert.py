@@ -125,9 +125,9 @@ class OpenVINOSteps:
         self._names = step_names(constants)
         # The graph holds the step's dt: num_steps is set before (it is in the cache's key),
         # and fixed after load.
-        compiled = compile_converted(
-            lambda: cache.model("step", "", lambda: step_graph(static, constants)),
-            dtype, threads, OpenVINOExpertError, "the flow step", "expert_runtime")
+        compiled = compile_converted(cache, "step", "", lambda: step_graph(static, constants),
+                                     dtype, threads, OpenVINOExpertError, "the flow step",
+                                     "expert_runtime")
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
         self._chunk: dict | None = None  # the constants of the chunk being denoised

@@ -53,9 +53,9 @@ class OpenVINOVision:
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return openvino.convert_model(torch.export.export(encoder, (example,)))
-        compiled = compile_converted(
-            lambda: cache.model("vision", f"{image_size}x{image_size}", graph),
-            dtype, threads, OpenVINOVisionError, "the vision encoder", "vision_runtime")
+        compiled = compile_converted(cache, "vision", f"{image_size}x{image_size}", graph,
+                                     dtype, threads, OpenVINOVisionError, "the vision encoder",
+                                     "vision_runtime")
         self.image_size = image_size
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
@@ -82,15 +82,18 @@ class OpenVINOVision:
         return torch.cat(tokens).to(dtype=dtype, device=image.device)
 
 
-def compile_converted(make_graph, dtype: str, threads: int, error_type: type, what: str,
-                      parameter: str):
-    """``make_graph()`` (an OpenVINO model) compiled for latency in ``dtype``'s precision hint;
-    whatever export, conversion or compilation raises becomes one ``error_type`` line naming
-    ``what`` and the ``parameter`` that avoids it, chained to its cause."""
+def compile_converted(cache: GraphCache, key: str, detail: str, convert, dtype: str,
+                      threads: int, error_type: type, what: str, parameter: str):
+    """The graph ``key`` (``detail``: see GraphCache.compiled) from ``cache``, else
+    ``convert()``-ed, compiled for latency in ``dtype``'s precision hint; whatever export,
+    conversion or compilation raises becomes one ``error_type`` line naming ``what`` and the
+    ``parameter`` that avoids it, chained to its cause."""
     import openvino
 
+    def compile_graph(graph):
+        return compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads)
     try:
-        return compile_for_latency(openvino.Core(), make_graph(), PRECISION_HINTS[dtype], threads)
+        return cache.compiled(key, detail, convert, compile_graph)
     except Exception as error:  # export and conversion raise many kinds; the load must say
         first = (str(error).strip().splitlines() or [""])[0]
         raise error_type(  # chained: the whole of it stays in the traceback
