@@ -138,15 +138,21 @@ def test_chunk_matches_lerobot_and_is_timed_from_the_observation(policy, probe, 
     time.sleep(0.5)
     assert probe.messages("action_chunk") == []  # no instruction, no motion
     instruct(probe, "pick up the cube")
-    chunk = probe.wait_for_messages("action_chunk")[0]
+
+    def inferred() -> list:  # not the one-point holds: a busy CI host can starve the feeder
+        return [c for c in probe.messages("action_chunk") if len(c.points) > 1]
+    assert wait_for(lambda: len(inferred()) >= 4, 30), probe.messages("action_chunk")
+    chunk = inferred()[0]
     assert list(chunk.joint_names) == list(SO101_JOINTS)
     assert len(chunk.points) == 50
     assert [to_seconds(p.time_from_start) for p in chunk.points] == pytest.approx(
         [k / 30 for k in range(50)], abs=1e-9)
     # The observation's stamp, as a message: sec and nanosec equal (a float second resolves
-    # ~238 ns today, and 15 of 15 stamps came out different when it carried them).
-    chunks = probe.wait_for_messages("action_chunk", 4)
-    assert all((c.header.stamp.sec, c.header.stamp.nanosec) in feeder.joint_stamps for c in chunks)
+    # ~238 ns today, and 15 of 15 stamps came out different when it carried them). A hold is
+    # stamped 0: timed from its arrival.
+    for c in probe.messages("action_chunk"):
+        stamp = (c.header.stamp.sec, c.header.stamp.nanosec)
+        assert stamp in feeder.joint_stamps if len(c.points) > 1 else stamp == (0, 0)
     np.testing.assert_allclose(as_lerobot(chunk), expected_actions(tiny_checkpoint, "pick up the cube"),
                                rtol=0, atol=1e-9)
     assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_RUNNING)
