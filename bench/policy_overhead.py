@@ -52,6 +52,7 @@ from smolvla_ros.policy.runtime import PolicyRuntime
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.trajectory_cdr import trajectory_from_cdr, trajectory_to_cdr
 from smolvla_ros.units import SO101_JOINTS, ArmUnits
+from trajectory_parse import chunk_times  # bench/, beside this script
 
 HEIGHT, WIDTH = 480, 640
 JOINTS = np.array([0.1, -0.2, 0.3, -0.4, 0.5, 0.2])
@@ -180,8 +181,7 @@ class BareHops:
 
     def __init__(self, points: int):
         self.chunk = np.tile(JOINTS, (points, 1))
-        ticks = np.arange(1, points + 1)
-        self.times = (ticks // 30).astype(np.int32), (ticks % 30 * 33_333_333).astype(np.uint32)
+        self.times = chunk_times(points)
         self.source, self.sink = rclpy.create_node("bench_hop_source"), rclpy.create_node("bench_hop_sink")
         self.arrived, self.arrival = threading.Event(), 0.0
         self.sink.create_subscription(String, "bench_hops/text", self._on_message, 10)
