@@ -123,9 +123,9 @@ class OpenVINOSteps:
         static = StaticExpert(model)  # its ValueError (a model LeRobot cannot run) says why
         constants = example_constants(static)
         self._names = step_names(constants)
-        # The graph holds the step's dt: num_steps is set before (it is in the cache's key),
-        # and fixed after load.
-        compiled = compile_converted(cache, "step", "", lambda: step_graph(static, constants),
+        # The graph holds the step's dt: num_steps is set before, and fixed after load.
+        compiled = compile_converted(cache, "step", f"{model.config.num_steps} steps",
+                                     lambda: step_graph(static, constants),
                                      dtype, threads, OpenVINOExpertError, "the flow step",
                                      "expert_runtime")
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
