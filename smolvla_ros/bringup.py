@@ -18,6 +18,11 @@ import time
 from pathlib import Path
 
 ROBOTS = ("sim", "so101", "mock")
+# Every node's threads share one interpreter lock here. A thread that released it for a C call
+# (each torch op, each physics step, each rclpy wait) waits up to this long to take it back
+# from a thread running Python; at CPython's 5 ms the simulated arm ran at a fifth of real time
+# beside the policy and its inputs went stale (bench/bringup_gil.py).
+SWITCH_INTERVAL_S = 0.0005
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="smolvla_bringup_", delete=False) as file:
         yaml.safe_dump({name: {"ros__parameters": values} for name, values in parameters.items()}, file)
     install_ctrl_c_handler()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     rclpy.init(args=["--ros-args", "--params-file", file.name])
     nodes, executor, monitor = [], MultiThreadedExecutor(num_threads=4), None
     status = 0

@@ -1,7 +1,10 @@
 """The bringup command's observer: gives the instruction when the graph is ready, and
-keeps what the summary reports (chunks, inference latency, arm motion, the episode's bag)."""
+keeps what the summary reports (chunks, inference latency, arm motion, the joint_states rate,
+the episode's bag)."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from rclpy.node import Node
@@ -24,6 +27,8 @@ class Monitor(Node):
         self.first: np.ndarray | None = None
         self.last: np.ndarray | None = None
         self.path_length = 0.0
+        self.joint_messages = 0
+        self.first_joints_at = self.last_joints_at = 0.0  # arrivals, monotonic seconds
         self.bag = ""
         self.episode_messages = 0
         self.create_subscription(PolicyStatus, "policy_status", self._on_policy, 10)
@@ -42,6 +47,10 @@ class Monitor(Node):
         self.chunks += 1
 
     def _on_joints(self, msg: JointState) -> None:
+        self.joint_messages += 1
+        self.last_joints_at = time.monotonic()
+        if self.joint_messages == 1:
+            self.first_joints_at = self.last_joints_at
         position = np.asarray(msg.position, dtype=float)
         if self.first is None:
             self.first = position
@@ -65,6 +74,10 @@ class Monitor(Node):
             moved = np.abs(self.last - self.first).max()
             lines.append(f"  arm motion:         {self.path_length:.3f} rad travelled (all joints), "
                          f"largest net change {moved:.3f} rad")
+            span = self.last_joints_at - self.first_joints_at
+            if span > 0:  # a graph too busy for its own inputs shows here first
+                lines.append(f"  joint_states:       {(self.joint_messages - 1) / span:.1f} Hz received "
+                             f"({self.joint_messages} in {span:.1f} s)")
         else:
             lines.append("  arm motion:         no joint_states received")
         if self.bag:
