@@ -10,9 +10,9 @@ Action chunks cross the graph as bytes handled here instead of as rclpy message 
   gets back. Speed: ``bench/trajectory_parse.py``.
 
 The format is plain CDR (XCDR1) as rmw_fastrtps_cpp, the default rmw, writes it: a 4-byte
-encapsulation header (0x0001 little endian, 0x0000 big endian), then each field aligned to its own size,
-counted from the end of that header; sequences and strings are a uint32 count, strings with
-their terminating NUL. The tests check both directions against the serializer of the rmw in
+encapsulation header (0x0001 little endian, 0x0000 big endian), then each field aligned to
+its own size, counted from the end of that header; sequences and strings are a uint32 count,
+strings with their terminating NUL. The tests check both directions against the serializer of the rmw in
 use (``RMW_IMPLEMENTATION``), so another rmw is checked by running them under it.
 """
 

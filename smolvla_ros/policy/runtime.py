@@ -200,15 +200,13 @@ class PolicyRuntime:
         model = self.policy.model
         if config.num_steps:
             self.policy.config.num_steps = config.num_steps
-        if openvino or expert_openvino:
-            graphs = self._graph_cache(model)
+        graphs = self._graph_cache(model)  # hashes the model only if a graph is asked for
         if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
             self._install_openvino(model, graphs)
         self._openvino_steps = None
         if expert_openvino:  # the same, before the cast
             self._openvino_steps = self._openvino_step(model, graphs)
-        if openvino or expert_openvino:
-            self.load_notes += graphs.notes
+        self.load_notes += graphs.notes
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             model.vlm_with_expert.to(torch.bfloat16)
