@@ -44,10 +44,10 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
-from smolvla_ros.msg import PolicyStatus
 from smolvla_ros.nodes.common import freeze_startup_objects
 from smolvla_ros.nodes.policy_node import PolicyNode
 from smolvla_ros.policy.images import image_to_rgb
+from smolvla_ros.policy.controller import IDLE
 from smolvla_ros.policy.runtime import PolicyRuntime
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.trajectory_cdr import trajectory_from_cdr, trajectory_to_cdr
@@ -240,11 +240,11 @@ class NodeHarness:
         self.node = PolicyNode()
         self.probe = rclpy.create_node("bench_probe")
         self.arrived = threading.Event()
-        self.status = PolicyStatus()
         # The chunk taken as so101_node and sim_node take it: raw bytes read into a Trajectory.
+        # Nothing else: a policy_status subscription here would wake the probe to read a
+        # message during every inference, which an arm's node never does.
         self.probe.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10,
                                        raw=True)
-        self.probe.create_subscription(PolicyStatus, "policy_status", self._on_status, 10)
         self.instruction = self.probe.create_publisher(String, "task_instruction", 10)
         # Each node spun as `ros2 run` spins it (rclpy.spin: a single-threaded executor), each
         # on its own thread: the probe's callbacks never wait behind the node's, or the reverse.
@@ -270,14 +270,11 @@ class NodeHarness:
             self.arrival = time.perf_counter()
             self.arrived.set()
 
-    def _on_status(self, msg: PolicyStatus) -> None:
-        self.status = msg
-
     def stop(self) -> None:
         """Empty instruction: the node goes idle, so it neither competes for the CPU nor
         takes the next text for anything but a re-plan."""
         self.instruction.publish(String(data=""))
-        while self.status.state != PolicyStatus.STATE_IDLE:
+        while self.node.controller.status.state != IDLE:  # the node is in this process
             time.sleep(0.01)
         time.sleep(0.2)  # let an inference in flight at the stop finish (it is dropped)
 
