@@ -20,8 +20,8 @@ from pathlib import Path
 ROBOTS = ("sim", "so101", "mock")
 # Every node's threads share one interpreter lock here. A thread that released it for a C call
 # (each torch op, each physics step, each rclpy wait) waits up to this long to take it back
-# from a thread running Python; at CPython's 5 ms the simulated arm ran at a fifth of real time
-# beside the policy and its inputs went stale (bench/bringup_gil.py).
+# from a thread running Python; at CPython's 5 ms the simulated joint_states came at 41.5 Hz
+# of 100 beside the policy, and its inputs went stale (bench/bringup_gil.py).
 SWITCH_INTERVAL_S = 0.0005
 
 
