@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     from smolvla_ros.nodes.bringup_monitor import Monitor
     from smolvla_ros.nodes.common import (
-        freeze_startup_objects, install_ctrl_c_handler, stopped_by_ctrl_c,
+        freeze_startup_objects, install_ctrl_c_handler, shut_down, stopped_by_ctrl_c,
     )
 
     parameters = node_parameters(args)
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         for node in reversed(nodes):  # the recorder closes its bag here
             node.destroy_node()
         executor.shutdown()
-        rclpy.try_shutdown()
+        shut_down()
         Path(file.name).unlink(missing_ok=True)
     if status == 0 and monitor is not None:
         print(monitor.summary())

@@ -235,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from tqdm import tqdm
 
+    from smolvla_ros.nodes.common import shut_down
     from smolvla_ros.nodes.eval_driver import EvalDriver
     from smolvla_ros.evaluation.processes import NodeExited, NodeProcesses
     from smolvla_ros.evaluation.report import format_rates, report, write_report
@@ -271,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         driver.say("")
         driver.close()
-        rclpy.try_shutdown()
+        shut_down()
         processes.stop()
     if outcomes:
         data = report(outcomes, setup_summary(args, parameters))

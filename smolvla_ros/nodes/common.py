@@ -76,6 +76,18 @@ def stopped_by_ctrl_c() -> bool:
     return _CTRL_C.is_set() or not rclpy.ok()
 
 
+def shut_down() -> None:
+    """``rclpy.try_shutdown()``, which a Ctrl-C or SIGTERM can race: rclpy's signal thread
+    shuts the context down on its own, and when it does so between try_shutdown's check and
+    its call, that call raises RCLError ("rcl_shutdown already called"; a recorder stopped by
+    SIGTERM exited 1 on it once in CI). Down either way is down."""
+    try:
+        rclpy.try_shutdown()
+    except RuntimeError:  # RCLError's base
+        if rclpy.ok():
+            raise
+
+
 def freeze_startup_objects() -> None:
     """Move every object alive now (torch, transformers, a loaded model: millions) out of the
     collector's reach. Otherwise each full collection walks them all, measured at 0.3 s with
@@ -105,5 +117,5 @@ def run(node_class: type[Node], args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.destroy_node()
-        rclpy.try_shutdown()
+        shut_down()
     return 0

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.duration import Duration
 
-    from smolvla_ros.nodes.common import install_ctrl_c_handler
+    from smolvla_ros.nodes.common import install_ctrl_c_handler, shut_down
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", help="the instruction")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        shut_down()
     return 0 if giver.instructed else 1
 
 
