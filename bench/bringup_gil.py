@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from smolvla_ros.bringup import SWITCH_INTERVAL_S
 from smolvla_ros.recording.bag_reader import read_bag
 from smolvla_ros.units import SO101_JOINTS
@@ -53,8 +55,8 @@ def bringup(interval: float, checkpoint: Path, seconds: float, episodes: Path) -
             "image_gap_s": max(_longest_gap(camera.stamps) for camera in bag.cameras.values())}
 
 
-def _longest_gap(stamps_ns) -> float:
-    return float(max((b - a for a, b in zip(stamps_ns, stamps_ns[1:])), default=0)) * 1e-9
+def _longest_gap(stamps_ns: np.ndarray) -> float:
+    return float(np.diff(stamps_ns).max(initial=0)) * 1e-9
 
 
 def main() -> None:

@@ -46,8 +46,8 @@ from trajectory_msgs.msg import JointTrajectory
 from smolvla_ros.feetech.emulator import MOCK_CALIBRATION
 from smolvla_ros.nodes.common import freeze_startup_objects
 from smolvla_ros.nodes.policy_node import PolicyNode
-from smolvla_ros.policy.images import image_to_rgb
 from smolvla_ros.policy.controller import IDLE
+from smolvla_ros.policy.images import image_to_rgb
 from smolvla_ros.policy.runtime import PolicyRuntime
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 from smolvla_ros.trajectory_cdr import trajectory_from_cdr, trajectory_to_cdr

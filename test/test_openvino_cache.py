@@ -100,6 +100,10 @@ def test_changed_weights_or_steps_never_meet_a_stale_graph(tiny_checkpoint, cach
     check_actions(fewer, copies["same"], seed=6, num_steps=4)
 
 
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:300])
+
+
 def flip_a_bit(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x10  # one bit of one weight, the file's size unchanged
@@ -107,10 +111,10 @@ def flip_a_bit(path):
 
 
 DAMAGES = {  # what is done to the step graph's folder: the damage the load reports
-    "truncated weights": (lambda folder: (folder / "model.bin").write_bytes(
-        (folder / "model.bin").read_bytes()[:300]), "model.bin does not match its sha256"),
-    "truncated graph": (lambda folder: (folder / "model.xml").write_bytes(
-        (folder / "model.xml").read_bytes()[:300]), "model.xml does not match its sha256"),
+    "truncated weights": (lambda folder: truncate(folder / "model.bin"),
+                          "model.bin does not match its sha256"),
+    "truncated graph": (lambda folder: truncate(folder / "model.xml"),
+                        "model.xml does not match its sha256"),
     "a flipped bit": (lambda folder: flip_a_bit(folder / "model.bin"),
                       "model.bin does not match its sha256"),
     "no sums (an older cache)": (lambda folder: (folder / "sha256sums").unlink(), "no sha256sums"),

@@ -229,12 +229,9 @@ def _damage(folder: Path) -> str:
 
 
 def _sha256(path: Path) -> str:
-    """Read in slices: the full-size graphs' weights are 0.39 GB (0.23 s at 1.7 GB/s)."""
-    digest = hashlib.sha256()
+    """The full-size graphs' weights are 0.39 GB each (0.23 s at 1.7 GB/s)."""
     with open(path, "rb") as file:
-        while block := file.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _flush(path: Path) -> None:
