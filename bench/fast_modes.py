@@ -12,7 +12,8 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
     float32 | bfloat16       dtype of the VLM + action expert
     int8                     dynamic int8 quantisation of their Linear layers (CPU, float32)
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
-    compile                  torch.compile of the vision encoder
+    compile                  torch.compile of the vision encoder; with static or cudagraph,
+                             of the prefix pass and flow step too
     openvino                 the vision encoder on OpenVINO (CPU; vision_runtime openvino)
     ovexpert                 the flow step on OpenVINO (CPU; expert_runtime openvino)
     static                   the denoising loop on a static KV cache (exact: LeRobot's actions)
@@ -46,8 +47,8 @@ from smolvla_ros.units import SO101_JOINTS
 
 TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold the cloth")
 DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16",
-                 "bfloat16,cudagraph", "bfloat16,compile,cudagraph", "float32,int8",
-                 "float32,compile", "float32,openvino", "bfloat16,static,openvino",
+                 "bfloat16,cudagraph", "float32,compile,cudagraph", "bfloat16,compile,cudagraph",
+                 "float32,int8", "float32,compile", "float32,openvino", "bfloat16,static,openvino",
                  "float32,openvino,ovexpert", "bfloat16,openvino,ovexpert",
                  "float32,steps=5", "bfloat16,steps=5", "bfloat16,steps=3",
                  "bfloat16,compile,steps=5")

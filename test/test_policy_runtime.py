@@ -263,6 +263,42 @@ def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(
     assert sorted(kept) == read
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_static_cache_gives_lerobots_actions_one_graph_per_function(tmp_path):
+    """compile with static_cache (or cuda_graph): the prefix pass and the step each compile to
+    one graph, which a CUDA graph then replays fused; nothing breaks them, and instructions of
+    other lengths reuse them (padded), as a capture is reused."""
+    from torch._dynamo.utils import counters
+
+    from smolvla_ros.policy.static_expert import StaticExpert
+    from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
+
+    checkpoint = make_test_checkpoint(tmp_path / "ckpt")
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), compile=True, static_cache=True))
+    assert runtime.mode == "float32, 10 steps, vision, prefix and steps compiled, static cache"
+    assert runtime._static_expert.compiled and runtime._static_expert.prefix_bucket == 64
+    config = PreTrainedConfig.from_pretrained(checkpoint)
+    torch.manual_seed(0)
+    model = SmolVLAPolicy(config).model.eval()  # no vision compiled: only our two functions
+    static = StaticExpert(model, compile=True)
+    pixels = config.resize_imgs_with_padding[0]
+    generator = torch.Generator().manual_seed(1)
+    images = [torch.rand(1, 3, pixels, pixels, generator=generator) * 2 - 1 for _ in range(2)]
+    counters.clear()
+    for tokens in (9, 30, 9):
+        inputs = (images, [torch.ones(1, dtype=torch.bool)] * 2,
+                  torch.randint(0, 50, (1, tokens), generator=generator),
+                  torch.ones(1, tokens, dtype=torch.bool),
+                  torch.randn(1, config.max_state_dim, generator=generator))
+        noise = torch.randn(1, config.chunk_size, config.max_action_dim, generator=generator)
+        with torch.no_grad():
+            theirs = model.sample_actions(*inputs, noise=noise)
+        ours = static.sample_actions(*inputs, noise=noise)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)  # fused kernels round otherwise
+    assert not counters["graph_break"]
+    assert counters["stats"]["unique_graphs"] == 2  # the prefix pass and the step, once each
+
+
 @pytest.mark.parametrize("changes", [{"dtype": "bfloat16"}, {"quantize": "int8"}])
 def test_static_cache_changes_nothing_in_the_other_modes(tiny_checkpoint, changes):
     images, state = observation()
@@ -304,29 +340,37 @@ def test_a_padded_prefix_changes_lerobots_actions_by_rounding_only(tiny_checkpoi
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # degrees
 
 
-def test_a_failed_capture_runs_the_loop_eagerly_and_says_so(tiny_checkpoint):
+@pytest.mark.parametrize("compile", [False, True])
+def test_a_failed_capture_runs_the_loop_eagerly_and_says_so(tiny_checkpoint, compile):
     if torch.cuda.is_available():
         pytest.skip("this machine can capture CUDA graphs")
     from smolvla_ros.policy.static_expert import StaticExpert
 
     runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
-    expert = StaticExpert(runtime.policy.model, cuda_graph=True, prefix_bucket=0)
+    expert = StaticExpert(runtime.policy.model, cuda_graph=True, prefix_bucket=0, compile=compile)
     expert.install()
     images, state = observation()
     with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
         ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
     assert expert.capture_error and not expert.cuda_graph  # not retried on the next chunk
+    # Eager means eager: what failed may have been the compiled functions.
+    assert not expert.compiled
+    assert expert._step.__func__ is StaticExpert._step
+    assert expert._prefix_pass.__func__ is StaticExpert._prefix_pass
     theirs = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", runtime.make_noise(7))
     np.testing.assert_array_equal(ours, theirs.astype(np.float64))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint):
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("compile", [False, True])  # True: the graph replays inductor's kernels
+def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint, compile):
+    compiled = ", vision, prefix and steps compiled" if compile else ""
     for dtype in ("float32", "bfloat16"):
         graphed = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda",
-                                                    dtype=dtype, cuda_graph=True))
+                                                    dtype=dtype, cuda_graph=True, compile=compile))
         eager = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda", dtype=dtype))
-        assert graphed.mode == f"{dtype}, 10 steps, CUDA graph"
+        assert graphed.mode == f"{dtype}, 10 steps{compiled}, CUDA graph"
         # Captured on the first chunk; other lengths, a missing camera, then back to the first.
         for seed, task, cameras in ((7, "pick up the cube", ("front", "wrist")),
                                     (8, "put the red block in the blue box please", ("front", "wrist")),
@@ -338,7 +382,7 @@ def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint):
             theirs = eager.infer(shown, state, task, noise=eager.make_noise(seed))
             # GPU kernels' own rounding (and bfloat16's, which the padding reorders)
             np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3 if dtype == "float32" else 0.5)
-        assert graphed.mode == f"{dtype}, 10 steps, CUDA graph"  # no capture failed
+        assert graphed.mode == f"{dtype}, 10 steps{compiled}, CUDA graph"  # no capture failed
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -526,7 +570,11 @@ def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpo
 @pytest.mark.parametrize("changes, message", [
     ({"expert_runtime": "onnx"}, "expert_runtime 'onnx': expected torch or openvino"),
     ({"expert_runtime": "openvino", "quantize": "int8"},
-     r"expert_runtime openvino needs device cpu and quantize none \(got device cpu, quantize int8\)"),
+     r"expert_runtime openvino needs device cpu, quantize none and compile off \(got device "
+     r"cpu, quantize int8, compile off\)"),
+    ({"expert_runtime": "openvino", "compile": True},
+     r"expert_runtime openvino needs device cpu, quantize none and compile off \(got device "
+     r"cpu, quantize none, compile on\)"),
 ])
 def test_bad_expert_runtimes_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):

@@ -58,7 +58,8 @@ PARAMETERS = {
                      "the actions (bench/fast_modes.py)"),
     "quantize": ("none", "none; int8 = dynamic int8 Linear layers (CPU, float32): opt-in, actions "
                          "deviate (bench/fast_modes.py)"),
-    "compile": (False, "torch.compile the vision encoder at load time (slower start; "
+    "compile": (False, "torch.compile the vision encoder, and with static_cache or cuda_graph "
+                       "the prefix pass and flow step, at load time (slower start; "
                        "bench/fast_modes.py)"),
     "vision_runtime": ("torch", "torch; openvino = the vision encoder on OpenVINO (CPU; "
                                 "converted at load): faster, actions deviate by rounding "

@@ -51,7 +51,7 @@ class PolicyRuntimeConfig:
     # how far): all off by default.
     num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
     quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
-    compile: bool = False  # torch.compile the vision encoder
+    compile: bool = False  # torch.compile the vision encoder, and static_cache's prefix pass and step
     vision_runtime: str = "torch"  # openvino: the vision encoder on OpenVINO (CPU)
     expert_runtime: str = "torch"  # openvino: static_cache's flow step on OpenVINO (CPU)
     # Exact (LeRobot's actions): the denoising loop on a static KV cache (policy.static_expert);
@@ -194,9 +194,10 @@ class PolicyRuntime:
             raise PolicyLoadError(f"expert_runtime '{config.expert_runtime}': expected "
                                   f"{' or '.join(EXPERT_RUNTIMES)}")
         expert_openvino = config.expert_runtime == "openvino"
-        if expert_openvino and (self.device != "cpu" or config.quantize != "none"):
-            raise PolicyLoadError("expert_runtime openvino needs device cpu and quantize none (got "
-                                  f"device {self.device}, quantize {config.quantize})")
+        if expert_openvino and (self.device != "cpu" or config.quantize != "none" or config.compile):
+            raise PolicyLoadError("expert_runtime openvino needs device cpu, quantize none and "
+                                  f"compile off (got device {self.device}, quantize "
+                                  f"{config.quantize}, compile {'on' if config.compile else 'off'})")
         model = self.policy.model
         if config.num_steps:
             self.policy.config.num_steps = config.num_steps
@@ -237,7 +238,8 @@ class PolicyRuntime:
             from smolvla_ros.policy.static_expert import StaticExpert
 
             try:
-                self._static_expert = StaticExpert(model, cuda_graph=config.cuda_graph)
+                self._static_expert = StaticExpert(model, cuda_graph=config.cuda_graph,
+                                                   compile=config.compile)
             except ValueError as error:
                 raise PolicyLoadError(str(error)) from None
             self._static_expert.install()
@@ -248,7 +250,8 @@ class PolicyRuntime:
             parts.append(f"{config.quantize} linear")
         parts.append(f"{self.policy.config.num_steps} steps")
         if config.compile:
-            parts.append("vision compiled")
+            parts.append("vision, prefix and steps compiled" if self._static_expert is not None
+                         else "vision compiled")
         if openvino:
             parts.append(f"OpenVINO vision{self._openvino.precision_note}")
         if expert_openvino:

@@ -22,14 +22,16 @@ actions equal LeRobot's bit for bit (test_policy_runtime compares them).
 
 With fixed shapes and no host work left in them, the prefix pass and the loop can be
 captured as one CUDA graph and replayed per chunk. That removes the kernel launches (~30 per
-layer and step, thousands per chunk), which is what bounds a small model on a GPU. The
-vision encoder and ``embed_prefix`` stay eager. The prefix is as long as the instruction's
-tokens (LeRobot pads them to the longest in the batch), so for a graph its embeddings are
-padded at the end, masked out, to a multiple of ``prefix_bucket`` (as LeRobot's own
-``prefix_length`` pads them): one or two captures per set of cameras, not one per
-instruction length. Masked keys get zero weight, so padding changes the result by rounding
-only. The CUDA path needs a GPU to run, and bench/gpu_bundle.py carries it to one. On the CPU
-the same code runs eagerly, the padding included where asked (tests).
+layer and step, thousands per chunk), which is what bounds a small model on a GPU. With
+``compile`` the prefix pass and the step are ``torch.compile``d first, so the graph replays
+fewer, fused kernels. The vision encoder and ``embed_prefix`` stay outside the graph. The
+prefix is as long as the instruction's tokens (LeRobot pads them to the longest in the
+batch), so for a graph or a compiled function its embeddings are padded at the end, masked
+out, to a multiple of ``prefix_bucket`` (as LeRobot's own ``prefix_length`` pads them): one
+or two captures (compilations) per set of cameras, not one per instruction length. Masked
+keys get zero weight, so padding changes the result by rounding only. The CUDA path needs a
+GPU to run, and bench/gpu_bundle.py carries it to one. On the CPU the same code runs
+eagerly or compiled, the padding included where asked (tests).
 """
 
 from __future__ import annotations
@@ -46,13 +48,17 @@ class StaticExpert:
     Install it after every cast, quantisation or move of the model: a captured graph reads
     the weights where they were at capture. Not reentrant, like LeRobot's policy."""
 
-    def __init__(self, model, cuda_graph: bool = False, prefix_bucket: int | None = None):
+    def __init__(self, model, cuda_graph: bool = False, prefix_bucket: int | None = None,
+                 compile: bool = False):
         from lerobot.policies.smolvla.smolvlm_with_expert import apply_rope
 
         self.model = model
         self.lerobot_sample_actions = model.sample_actions  # the bound method, for RTC
         self.cuda_graph = cuda_graph
-        self.prefix_bucket = (64 if cuda_graph else 0) if prefix_bucket is None else prefix_bucket
+        self.compiled = compile
+        # A compiled function is specialised to its shapes, as a graph is: pad for both.
+        fixed = cuda_graph or compile
+        self.prefix_bucket = (64 if fixed else 0) if prefix_bucket is None else prefix_bucket
         self.capture_error = ""  # why the CUDA graph could not be used; the loop then runs eagerly
         self._apply_rope = apply_rope
         vlm_with_expert = model.vlm_with_expert
@@ -73,6 +79,14 @@ class StaticExpert:
         self._graphs: dict[tuple, tuple] = {}
         self._time_embs: dict[tuple, list[torch.Tensor]] = {}
         self._lock = threading.Lock()
+        if compile:
+            # Inductor fuses each layer's norms, RoPE, softmax, activations and residuals into
+            # a few kernels: a replayed graph is bound by how many kernels it holds. (On a
+            # CPU, bound by its matrix products, it gained nothing: README.) Compiled on the
+            # first chunk of each shape; on CUDA, in the capture's warm-up.
+            self._eager = self._prefix_pass, self._step  # what a failed capture falls back to
+            self._prefix_pass = torch.compile(self._prefix_pass, dynamic=False)
+            self._step = torch.compile(self._step, dynamic=False)
 
     def install(self) -> None:
         self.model.sample_actions = self.sample_actions
@@ -270,6 +284,9 @@ class StaticExpert:
                 # Not retried every chunk: the loop runs eagerly from now on, and mode says so.
                 self.cuda_graph = False
                 self.prefix_bucket = 0  # eager: padding would only add work
+                if self.compiled:  # the compiled functions may be what failed
+                    self.compiled = False
+                    self._prefix_pass, self._step = self._eager
                 self.capture_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
                 warnings.warn(f"CUDA graph capture failed ({self.capture_error}); the static-cache "
                               "loop runs eagerly instead", RuntimeWarning, stacklevel=2)
