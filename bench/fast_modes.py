@@ -17,7 +17,8 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
     openvino                 the vision encoder on OpenVINO (CPU; vision_runtime openvino)
     ovexpert                 the flow step on OpenVINO (CPU; expert_runtime openvino)
     static                   the denoising loop on a static KV cache (exact: LeRobot's actions)
-    cudagraph                that loop replayed as one CUDA graph (CUDA only)
+    cudagraph                that loop replayed as one CUDA graph, and each image's
+                             embedding as another (CUDA only)
 
 The test checkpoints have random weights: a trained checkpoint (--policy-path) may deviate
 otherwise. Printed, not asserted:

@@ -361,6 +361,98 @@ def test_a_failed_capture_runs_the_loop_eagerly_and_says_so(tiny_checkpoint, com
     np.testing.assert_array_equal(ours, theirs.astype(np.float64))
 
 
+@pytest.mark.parametrize("fixture, dtype", [
+    ("tiny_checkpoint", "float32"),
+    ("tiny_checkpoint", "bfloat16"),
+    ("base_like_checkpoint", "float32"),  # smolvla_base's features: 3 cameras
+])
+def test_the_recorded_vision_path_gives_lerobots_image_embedding_exactly(request, fixture, dtype):
+    """What cuda_graph captures for each image: transformers' vision forward with the position
+    ids and encoder mask recorded from LeRobot's own call."""
+    from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
+
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(request.getfixturevalue(fixture)), dtype=dtype))
+    vlm_with_expert = runtime.policy.model.vlm_with_expert
+    embedding = GraphedImageEmbedding(vlm_with_expert, cuda_graph=False)
+    pixels = runtime.policy.config.resize_imgs_with_padding[0]
+    image = torch.rand(1, 3, pixels, pixels, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    constants, theirs = embedding.record(image)
+    assert constants[0].shape == (1, (pixels // embedding.vision.embeddings.patch_size) ** 2)
+    with torch.no_grad():
+        torch.testing.assert_close(embedding.static(image, *constants), theirs, rtol=0, atol=0)
+        torch.testing.assert_close(embedding.static(-image, *constants),
+                                   vlm_with_expert.embed_image(-image), rtol=0, atol=0)
+
+
+def test_images_embedded_on_the_recorded_path_give_lerobots_actions_exactly(tiny_checkpoint):
+    from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
+
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=True))
+    embedding = GraphedImageEmbedding(runtime.policy.model.vlm_with_expert, cuda_graph=False)
+    embedding.install()
+    for seed, cameras in ((7, ("front", "wrist")), (8, ("wrist",))):  # recorded once, reused
+        images, state = observation(seed)
+        shown = {name: images[name] for name in cameras}
+        ours = runtime.infer(shown, state, "pick up the cube", noise=runtime.make_noise(seed))
+        theirs = lerobot_direct(tiny_checkpoint, shown, state, "pick up the cube",
+                                runtime.make_noise(seed))
+        np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+    assert len(embedding._graphs) == 1 and not embedding.capture_error
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_compiled_recorded_vision_path_gives_lerobots_image_embedding(tiny_checkpoint):
+    from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
+
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    vlm_with_expert = runtime.policy.model.vlm_with_expert
+    embedding = GraphedImageEmbedding(vlm_with_expert, cuda_graph=False, compile=True)
+    pixels = runtime.policy.config.resize_imgs_with_padding[0]
+    for seed in (2, 3):  # compiled on the first, run on the second
+        image = torch.rand(1, 3, pixels, pixels, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            torch.testing.assert_close(embedding(image), vlm_with_expert.embed_image(image),
+                                       rtol=0, atol=1e-4)
+    assert not embedding.capture_error
+
+
+class _Misrecorded:
+    """A recorded path that disagrees with LeRobot's (as another transformers could)."""
+
+    def __init__(self, embedding):
+        self.static = embedding.static
+
+    def __call__(self, image, *constants):
+        return self.static(image, *constants) + 1.0
+
+
+@pytest.mark.parametrize("fault", ["no CUDA", "disagrees"])
+def test_an_image_embedding_graph_that_fails_falls_back_to_lerobots_call_and_says_so(
+        tiny_checkpoint, fault):
+    if fault == "no CUDA" and torch.cuda.is_available():
+        pytest.skip("this machine can capture CUDA graphs")
+    from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
+
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    embedding = GraphedImageEmbedding(runtime.policy.model.vlm_with_expert)
+    if fault == "disagrees":
+        embedding._static_call = _Misrecorded(embedding)
+    embedding.install()
+    runtime._graphed_vision = embedding  # as cuda_graph installs it, for the mode
+    images, state = observation()
+    message = "image embedding graph failed" + ("" if fault == "no CUDA" else
+                                                r".*does not give LeRobot's image embedding")
+    with pytest.warns(RuntimeWarning, match=message):
+        ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert runtime.mode == "float32, 10 steps (capture failed: images embedded eagerly)"
+    theirs = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", runtime.make_noise(7))
+    np.testing.assert_array_equal(ours, theirs.astype(np.float64))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not retried on the next chunk
+        runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("compile", [False, True])  # True: the graph replays inductor's kernels

@@ -69,8 +69,9 @@ PARAMETERS = {
                                 "float32, actions deviate by rounding (bench/fast_modes.py)"),
     "static_cache": (False, "the denoising loop on a static KV cache: LeRobot's actions, exactly "
                             "on a CPU; faster (bench/fast_modes.py)"),
-    "cuda_graph": (False, "CUDA only: that loop replayed as one CUDA graph, captured on the first "
-                          "chunk (bench/fast_modes.py)"),
+    "cuda_graph": (False, "CUDA only: that loop replayed as one CUDA graph, and each image's "
+                          "embedding as another, captured on the first chunk "
+                          "(bench/fast_modes.py)"),
     "fps": (30.0, "control rate: action k of a chunk is due k/fps after its observation"),
     "vlm_path": ("", "replaces the checkpoint's VLM/tokenizer path (moved or offline checkpoints)"),
     "tokenizer_max_length": (0, "instruction tokens the policy reads; 0 = the checkpoint's (48)"),

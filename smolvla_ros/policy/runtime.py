@@ -55,7 +55,8 @@ class PolicyRuntimeConfig:
     vision_runtime: str = "torch"  # openvino: the vision encoder on OpenVINO (CPU)
     expert_runtime: str = "torch"  # openvino: static_cache's flow step on OpenVINO (CPU)
     # Exact (LeRobot's actions): the denoising loop on a static KV cache (policy.static_expert);
-    # cuda_graph also replays that loop as one CUDA graph (CUDA only).
+    # cuda_graph also replays that loop as one CUDA graph, and each image's embedding as
+    # another (policy.graphed_vision; CUDA only).
     static_cache: bool = False
     cuda_graph: bool = False
 
@@ -227,7 +228,14 @@ class PolicyRuntime:
             with warnings.catch_warnings():  # deprecated for torchao (not a dependency); in torch 2.11
                 warnings.simplefilter("ignore", DeprecationWarning)
                 quantize_dynamic(model.vlm_with_expert, names, dtype=torch.qint8, inplace=True)
-        if config.compile:
+        self._graphed_vision = None
+        if config.cuda_graph:  # its image embedding is compiled with compile, not the module
+            from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
+
+            self._graphed_vision = GraphedImageEmbedding(model.vlm_with_expert,
+                                                         compile=config.compile)
+            self._graphed_vision.install()
+        elif config.compile:
             # The vision encoder, the part that bounds a chunk on a CPU (bench/fast_modes.py),
             # called by LeRobot as a module; its input shape is static (every image resized to
             # the same square). Not the VLM + expert: LeRobot calls their forward as a method
@@ -298,9 +306,12 @@ class PolicyRuntime:
         rtc = self.policy.config.rtc_config
         if self._static_expert is not None and rtc is not None and rtc.enabled:
             return f"{self._mode} (RTC: LeRobot's loop)"  # its guidance needs autograd
+        failed = []
+        if self._graphed_vision is not None and self._graphed_vision.capture_error:
+            failed.append("images embedded eagerly")
         if self._static_expert is not None and self._static_expert.capture_error:
-            return f"{self._mode} (capture failed: static cache, eager)"
-        return self._mode
+            failed.append("static cache, eager")
+        return f"{self._mode} (capture failed: {'; '.join(failed)})" if failed else self._mode
 
     def token_count(self, task: str) -> int:
         """Tokens the instruction takes, counted as the preprocessor will tokenize it."""
