@@ -43,6 +43,31 @@ def lerobot_direct(checkpoint, images, state, task, noise, num_steps=None):
     return postprocess(policy.predict_action_chunk(preprocess(frame), noise=noise))[0].numpy()
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_images_sent_as_bytes_give_lerobots_frame_exactly(device):
+    """What a GPU runtime feeds LeRobot's preprocessor: every byte value's x / 255 as
+    LeRobot computes it on the CPU, whatever the device's division rounds to."""
+    from smolvla_ros.policy.runtime import ByteImageObservation
+
+    rng = np.random.default_rng(5)
+    every_byte = np.arange(480 * 640 * 3, dtype=np.int64).reshape(480, 640, 3) % 256
+    observation = {"observation.state": rng.normal(size=6).astype(np.float32),
+                   "observation.images.front": rng.permuted(every_byte.astype(np.uint8)),
+                   "observation.images.wrist": rng.random((48, 64, 3), dtype=np.float32)}
+    ours = ByteImageObservation(device).prepare(observation, "pick up the cube", "so_follower")
+    theirs = prepare_observation_for_inference(
+        {name: value.copy() for name, value in observation.items()}, torch.device(device),
+        task="pick up the cube", robot_type="so_follower")
+    assert ours.keys() == theirs.keys()
+    for name, value in theirs.items():
+        if isinstance(value, str):
+            assert ours[name] == value
+        else:
+            assert ours[name].dtype == value.dtype and ours[name].device == value.device
+            torch.testing.assert_close(ours[name].cpu(), value.cpu(), rtol=0, atol=0)
+
+
 def test_features_of_the_checkpoint(runtime):
     assert runtime.camera_names == ["front", "wrist"]
     assert (runtime.state_dim, runtime.action_dim, runtime.n_action_steps) == (6, 6, 50)
