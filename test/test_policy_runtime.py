@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -289,16 +290,15 @@ def test_static_cache_with_fewer_expert_layers_gives_lerobots_actions_exactly(
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-def test_compiled_static_cache_gives_lerobots_actions_one_graph_per_function(tmp_path):
+def test_compiled_static_cache_gives_lerobots_actions_one_graph_per_function(tiny_checkpoint):
     """compile with static_cache (or cuda_graph): the prefix pass and the step each compile to
     one graph, which a CUDA graph then replays fused; nothing breaks them, and instructions of
     other lengths reuse them (padded), as a capture is reused."""
     from torch._dynamo.utils import counters
 
     from smolvla_ros.policy.static_expert import StaticExpert
-    from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 
-    checkpoint = make_test_checkpoint(tmp_path / "ckpt")
+    checkpoint = tiny_checkpoint
     runtime = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), compile=True, static_cache=True))
     assert runtime.mode == "float32, 10 steps, vision, prefix and steps compiled, static cache"
     assert runtime._static_expert.compiled and runtime._static_expert.prefix_bucket == 64
@@ -309,6 +309,7 @@ def test_compiled_static_cache_gives_lerobots_actions_one_graph_per_function(tmp
     pixels = config.resize_imgs_with_padding[0]
     generator = torch.Generator().manual_seed(1)
     images = [torch.rand(1, 3, pixels, pixels, generator=generator) * 2 - 1 for _ in range(2)]
+    torch._dynamo.reset()  # no graph compiled by an earlier test is reused: count them all
     counters.clear()
     for tokens in (9, 30, 9):
         inputs = (images, [torch.ones(1, dtype=torch.bool)] * 2,
@@ -472,7 +473,6 @@ def test_an_image_embedding_graph_that_fails_falls_back_to_lerobots_call_and_say
     assert runtime.mode == "float32, 10 steps (capture failed: images embedded eagerly)"
     theirs = lerobot_direct(tiny_checkpoint, images, state, "pick up the cube", runtime.make_noise(7))
     np.testing.assert_array_equal(ours, theirs.astype(np.float64))
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not retried on the next chunk
         runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
