@@ -8,7 +8,8 @@ patches' position ids by boolean indexing, which reads the mask back to the host
 passes whole images only (no patch mask: every patch present), so for images of one shape
 those position ids, and the attention mask handed to the encoder, are the same every time.
 They are recorded from one eager call of LeRobot's own ``embed_image`` (forward pre-hooks
-on the position embedding and the encoder), and the graph runs the rest with them:
+on the position embedding and the encoder, whose other keyword arguments are kept as
+given), and the graph runs the rest with them:
 transformers' patch embedding, encoder and final norm, and the connector, in their order.
 
 The first image of each shape runs both ways, outside the graph; the two must agree (up to
@@ -81,10 +82,10 @@ class GraphedImageEmbedding:
             seen["position_ids"] = args[0]
 
         def encoder(_module, args, kwargs):
-            if args or set(kwargs) - {"inputs_embeds", "attention_mask"}:
-                raise ValueError("the vision encoder is called with other arguments than "
-                                 "inputs_embeds and attention_mask")
-            seen["attention_mask"] = kwargs.get("attention_mask")
+            if args or "inputs_embeds" not in kwargs:
+                raise ValueError("the vision encoder is not called with keyword arguments")
+            # The mask, and whatever else this transformers version passes (output flags)
+            seen["encoder_kwargs"] = {k: v for k, v in kwargs.items() if k != "inputs_embeds"}
 
         hooks = [self.vision.embeddings.position_embedding.register_forward_pre_hook(position_ids),
                  self.vision.encoder.register_forward_pre_hook(encoder, with_kwargs=True)]
@@ -93,21 +94,21 @@ class GraphedImageEmbedding:
         finally:
             for hook in hooks:
                 hook.remove()
-        if set(seen) != {"position_ids", "attention_mask"}:
+        if set(seen) != {"position_ids", "encoder_kwargs"}:
             raise ValueError("the vision encoder's forward did not run its position embedding "
-                             "and encoder once each")
-        return (seen["position_ids"], seen["attention_mask"]), expected
+                             "and encoder")
+        return (seen["position_ids"], seen["encoder_kwargs"]), expected
 
     def static(self, image: torch.Tensor, position_ids: torch.Tensor,
-               attention_mask: torch.Tensor | None) -> torch.Tensor:
+               encoder_kwargs: dict) -> torch.Tensor:
         """``embed_image`` with the recorded constants: transformers' SmolVLM vision forward
         (its embeddings' operations, encoder and final norm) and connector, in their order."""
         embeddings = self.vision.embeddings
         pixels = image.to(dtype=self.vision.dtype)
         patches = embeddings.patch_embedding(pixels).flatten(2).transpose(1, 2)
         hidden = patches + embeddings.position_embedding(position_ids)
-        hidden = self.vision.encoder(inputs_embeds=hidden, attention_mask=attention_mask)
-        return self.connector(self.vision.post_layernorm(hidden.last_hidden_state))
+        hidden = self.vision.encoder(inputs_embeds=hidden, **encoder_kwargs)[0]  # output or tuple
+        return self.connector(self.vision.post_layernorm(hidden))
 
     def _prepare(self, image: torch.Tensor) -> tuple:
         """(graph, its input buffer, its output, the constants it reads) for this shape; the
