@@ -8,9 +8,9 @@ patches' position ids by boolean indexing, which reads the mask back to the host
 passes whole images only (no patch mask: every patch present), so for images of one shape
 those position ids, and the attention mask handed to the encoder, are the same every time.
 They are recorded from one eager call of LeRobot's own ``embed_image`` (forward pre-hooks
-on the position embedding and the encoder, whose other keyword arguments are kept as
-given), and the graph runs the rest with them:
-transformers' patch embedding, encoder and final norm, and the connector, in their order.
+on the position embedding and the encoder, whose other keyword arguments are kept as given),
+and the graph runs the rest with them: transformers' patch embedding, encoder and final
+norm, and the connector, in their order.
 
 The first image of each shape runs both ways, outside the graph; the two must agree (up to
 rounding, which ``compile`` changes). If they do not (a transformers version that does
