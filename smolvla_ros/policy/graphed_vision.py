@@ -26,6 +26,8 @@ import warnings
 
 import torch
 
+from smolvla_ros.policy.cuda_graph import capture, failure
+
 # The recorded path is rejected if it differs from LeRobot's call by more than this fraction
 # of the largest image token: rounding (bfloat16, fused kernels) stays far below it; a wrong
 # position id or mask moves the tokens by their own size.
@@ -60,7 +62,7 @@ class GraphedImageEmbedding:
                     self._graphs[key] = self._prepare(image)
             except Exception as error:  # noqa: BLE001 - whatever failed, LeRobot's call works
                 # (torch without CUDA raises AssertionError.) Not retried from now on.
-                self.capture_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+                self.capture_error = failure(error)
                 warnings.warn(f"image embedding graph failed ({self.capture_error}); images are "
                               "embedded eagerly instead", RuntimeWarning, stacklevel=2)
                 return self.eager(image)
@@ -121,14 +123,5 @@ class GraphedImageEmbedding:
         if not self.cuda_graph:
             return None, None, None, constants
         buffer = image.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
-            for _ in range(2):
-                self._static_call(buffer, *constants)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: CUDA calls of other threads (camera decoding...) cannot break the capture
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            out = self._static_call(buffer, *constants)
+        graph, out = capture(lambda pixels: self._static_call(pixels, *constants), buffer)
         return graph, buffer, out, constants

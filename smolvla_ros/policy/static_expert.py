@@ -41,6 +41,8 @@ import warnings
 
 import torch
 
+from smolvla_ros.policy.cuda_graph import capture, failure
+
 
 class StaticExpert:
     """Replaces ``policy.model.sample_actions`` (same arguments, same result) when installed.
@@ -287,7 +289,7 @@ class StaticExpert:
                 if self.compiled:  # the compiled functions may be what failed
                     self.compiled = False
                     self._prefix_pass, self._step = self._eager
-                self.capture_error = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+                self.capture_error = failure(error)
                 warnings.warn(f"CUDA graph capture failed ({self.capture_error}); the static-cache "
                               "loop runs eagerly instead", RuntimeWarning, stacklevel=2)
                 return self._run(*inputs)
@@ -301,14 +303,5 @@ class StaticExpert:
         """(graph, its input buffers, its output) for these shapes."""
         embeddings, _, _, noise = buffers = tuple(value.clone() for value in inputs)
         self._time_embeddings(embeddings.shape[0], noise.device)  # made outside the graph's pool
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
-            for _ in range(2):
-                self._run(*buffers)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: CUDA calls of other threads (camera decoding...) cannot break the capture
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            out = self._run(*buffers)
+        graph, out = capture(self._run, *buffers)
         return graph, buffers, out
