@@ -10,6 +10,7 @@ and max |action - reference| in LeRobot units (degrees; gripper 0..100) per join
 overall, next to the reference's own spread for scale. A mode is a comma list of speed-ups:
 
     float32 | bfloat16       dtype of the VLM + action expert
+    tf32                     float32 matrix products on TF32 tensor cores (CUDA only)
     int8                     dynamic int8 quantisation of their Linear layers (CPU, float32)
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
     compile                  torch.compile of the vision encoder; with static or cudagraph,
@@ -48,7 +49,8 @@ from smolvla_ros.units import SO101_JOINTS
 
 TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold the cloth")
 DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16",
-                 "bfloat16,cudagraph", "float32,compile,cudagraph", "bfloat16,compile,cudagraph",
+                 "bfloat16,cudagraph", "float32,tf32,cudagraph", "float32,compile,cudagraph",
+                 "bfloat16,compile,cudagraph", "float32,tf32,compile,cudagraph",
                  "float32,int8", "float32,compile", "float32,openvino", "bfloat16,static,openvino",
                  "float32,openvino,ovexpert", "bfloat16,openvino,ovexpert",
                  "float32,steps=5", "bfloat16,steps=5", "bfloat16,steps=3",
@@ -126,6 +128,8 @@ def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
     for part in (p.strip() for p in mode.split(",") if p.strip()):
         if part in ("float32", "bfloat16"):
             config.dtype = part
+        elif part == "tf32":
+            config.tf32 = True
         elif part == "int8":
             config.quantize = "int8"
         elif part == "compile":
@@ -279,7 +283,8 @@ def main() -> None:
             modes = args.mode or [m for m in DEFAULT_MODES
                                   if (not {"int8", "openvino", "ovexpert"} & set(m.split(","))
                                       or device == "cpu")
-                                  and ("cudagraph" not in m or device.startswith("cuda"))]
+                                  and (not {"cudagraph", "tf32"} & set(m.split(","))
+                                       or device.startswith("cuda"))]
             rows = [run_mode(parse_mode(mode, checkpoint, device), obs) for mode in modes]
             report(device, reference, reference_s, reference_stages, [r for r in rows if r])
 

@@ -18,13 +18,18 @@ On the GPU machine, from the repository root (the `device` tool: carry bench/.gp
     python3 -m pip install -q --no-deps --no-index --target /tmp/gpu_site bench/.gpu_bundle/*.whl
     PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda
 
-or, to check the CUDA paths first and time only the graph modes (about 5 minutes):
+or, to check the CUDA paths first and time only the graph modes (two `run` calls, the
+compiled modes in the second: a minute or two of Triton compiling each):
 
     PYTHONPATH=/tmp/gpu_site:. python3 -m pytest -q -p no:cacheprovider \
-        test/test_policy_runtime.py -k "cuda_graph_gives or recorded or image_embedding_graph or as_bytes"
+        test/test_policy_runtime.py \
+        -k "cuda_graph_gives or recorded or image_embedding_graph or as_bytes or tf32"
     PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda \
-        --mode float32 --mode float32,cudagraph --mode bfloat16,cudagraph \
-        --mode float32,compile,cudagraph --mode bfloat16,compile,cudagraph
+        --mode float32 --mode float32,cudagraph --mode float32,tf32,cudagraph \
+        --mode bfloat16,cudagraph
+    PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda \
+        --mode float32,compile,cudagraph --mode float32,tf32,compile,cudagraph \
+        --mode bfloat16,compile,cudagraph
 """
 
 from __future__ import annotations

@@ -131,9 +131,9 @@ def _cpu_flags() -> set[str]:
 
 
 def check_fast_modes() -> Check:
-    """Which of policy_node's opt-in speed-ups (dtype, quantize, compile, num_steps,
-    vision_runtime, expert_runtime, static_cache, cuda_graph) this machine runs natively; README "Inference
-    modes" has their measured speed and deviation."""
+    """Which of policy_node's opt-in speed-ups (dtype, tf32, quantize, compile, num_steps,
+    vision_runtime, expert_runtime, static_cache, cuda_graph) this machine runs natively; README
+    "Inference modes" has their measured speed and deviation."""
     if _import_error("torch"):
         return Check("fast modes", WARN, "unknown: torch does not import")
     import importlib.util
@@ -145,6 +145,8 @@ def check_fast_modes() -> Check:
     modes = ["num_steps", "static_cache"]
     if torch.cuda.is_available():
         modes.append("cuda_graph")
+        if torch.cuda.get_device_capability() >= (8, 0):  # TF32 tensor cores: Ampere and later
+            modes.append("tf32 (CUDA)")
         if torch.cuda.is_bf16_supported():
             modes.append("dtype bfloat16 (CUDA)")
         if importlib.util.find_spec("triton"):

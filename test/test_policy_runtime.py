@@ -502,11 +502,49 @@ def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint, compile
         assert graphed.mode == f"{dtype}, 10 steps{compiled}, CUDA graph"  # no capture failed
 
 
+def test_matmul_precision_is_put_back_after_the_block_exception_or_not():
+    from smolvla_ros.policy.runtime import cuda_matmul_precision
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    with cuda_matmul_precision("tf32"):
+        assert matmul.fp32_precision == "tf32"
+    assert matmul.fp32_precision == before
+    with pytest.raises(RuntimeError, match="inside"), cuda_matmul_precision("tf32"):
+        raise RuntimeError("inside")
+    assert matmul.fp32_precision == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0),
+                    reason="needs a CUDA device with TF32 (Ampere or later)")
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_tf32_is_on_for_the_policys_products_only(tiny_checkpoint, cuda_graph):
+    tf32 = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda", tf32=True,
+                                             cuda_graph=cuda_graph))
+    eager = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cuda"))
+    assert tf32.mode == "float32, TF32 matmuls, 10 steps" + (", CUDA graph" if cuda_graph else "")
+    seen = []
+    for runtime in (tf32, eager):  # the state projection runs eagerly in every mode
+        runtime.policy.model.state_proj.register_forward_pre_hook(
+            lambda *_: seen.append(torch.backends.cuda.matmul.fp32_precision))
+    before = torch.backends.cuda.matmul.fp32_precision
+    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
+        images, state = observation(seed)
+        ours = tf32.infer(images, state, task, noise=tf32.make_noise(seed))
+        theirs = eager.infer(images, state, task, noise=eager.make_noise(seed))
+        # TF32 keeps 10 of float32's 23 mantissa bits (bfloat16 7): bfloat16's bound
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=0.5)
+        assert torch.backends.cuda.matmul.fp32_precision == before
+    assert seen == ["tf32", before] * 2
+    assert tf32.mode.endswith(", CUDA graph" if cuda_graph else "10 steps")  # no capture failed
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"quantize": "int4"}, "quantize 'int4': expected none or int8"),
     ({"quantize": "int8", "dtype": "bfloat16"}, "quantize int8 runs float32 models on the CPU"),
     ({"num_steps": -1}, "num_steps -1: expected 0"),
     ({"cuda_graph": True, "device": "cpu"}, "cuda_graph needs a CUDA device, not 'cpu'"),
+    ({"tf32": True, "device": "cpu"}, "tf32 needs a CUDA device, not 'cpu'"),
 ])
 def test_bad_speed_ups_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):

@@ -54,6 +54,8 @@ PARAMETERS = {
     "device": ("auto", "auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ..."),
     "dtype": ("auto", "auto = float32 on every device, as LeRobot infers; bfloat16 (opt-in) casts "
                       "the VLM and action expert: faster, actions deviate (bench/fast_modes.py)"),
+    "tf32": (False, "CUDA only: float32 matrix products on TF32 tensor cores, as lerobot-eval runs "
+                    "them: faster, actions deviate by rounding (bench/fast_modes.py)"),
     "num_steps": (0, "flow-matching steps; 0 = the checkpoint's (10). Fewer is faster and changes "
                      "the actions (bench/fast_modes.py)"),
     "quantize": ("none", "none; int8 = dynamic int8 Linear layers (CPU, float32): opt-in, actions "
@@ -160,7 +162,8 @@ class PolicyNode(Node):
         try:
             runtime = PolicyRuntime(PolicyRuntimeConfig(
                 policy_path=self.p["policy_path"], device=self.p["device"], dtype=self.p["dtype"],
-                num_steps=self.p["num_steps"], quantize=self.p["quantize"], compile=self.p["compile"],
+                tf32=self.p["tf32"], num_steps=self.p["num_steps"], quantize=self.p["quantize"],
+                compile=self.p["compile"],
                 vision_runtime=self.p["vision_runtime"], expert_runtime=self.p["expert_runtime"],
                 static_cache=self.p["static_cache"], cuda_graph=self.p["cuda_graph"],
                 vlm_path=self.p["vlm_path"], tokenizer_max_length=self.p["tokenizer_max_length"],

@@ -6,7 +6,7 @@ step included), and ``prepare_observation_for_inference``. In float32, the defau
 LeRobot, the same observation, instruction and noise therefore give LeRobot's own actions:
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
 own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps``,
-``compile``, ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) and
+``compile``, ``tf32``, ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) and
 ``expert_runtime`` openvino (smolvla_ros.policy.openvino_expert) are opt-in departures from
 LeRobot (bench/fast_modes.py measures how far each goes, and how much
 faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our way
@@ -18,6 +18,7 @@ reports what it did.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class PolicyRuntimeConfig:
     num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
     quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
     compile: bool = False  # torch.compile the vision encoder, and static_cache's prefix pass and step
+    tf32: bool = False  # float32 matrix products on TF32 tensor cores (CUDA), as lerobot-eval runs
     vision_runtime: str = "torch"  # openvino: the vision encoder on OpenVINO (CPU)
     expert_runtime: str = "torch"  # openvino: static_cache's flow step on OpenVINO (CPU)
     # Exact (LeRobot's actions): the denoising loop on a static KV cache (policy.static_expert);
@@ -99,6 +101,21 @@ class ByteImageObservation:
         frame["task"] = task if task else ""
         frame["robot_type"] = robot_type if robot_type else ""
         return frame
+
+
+@contextlib.contextmanager
+def cuda_matmul_precision(precision: str):
+    """torch's CUDA float32 matmul precision (``ieee`` or ``tf32``) within the block, restored
+    after it, exception or not."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    matmul.fp32_precision = precision
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
 
 
 def _resolve_device(device: str) -> str:
@@ -208,8 +225,8 @@ class PolicyRuntime:
         self.load_time_s = time.perf_counter() - started
 
     def _apply_speed_ups(self, config: PolicyRuntimeConfig) -> None:
-        """dtype, num_steps, quantize, compile, vision_runtime, expert_runtime, static_cache,
-        cuda_graph: see PolicyRuntimeConfig. ``mode`` names them."""
+        """dtype, tf32, num_steps, quantize, compile, vision_runtime, expert_runtime,
+        static_cache, cuda_graph: see PolicyRuntimeConfig. ``mode`` names them."""
         import torch
 
         if config.quantize not in QUANTIZE:
@@ -219,8 +236,9 @@ class PolicyRuntime:
                                   f"device cpu), not {self.dtype} on {self.device}")
         if config.num_steps < 0:
             raise PolicyLoadError(f"num_steps {config.num_steps}: expected 0 (the checkpoint's) or more")
-        if config.cuda_graph and not self.device.startswith("cuda"):
-            raise PolicyLoadError(f"cuda_graph needs a CUDA device, not '{self.device}'")
+        for name in ("cuda_graph", "tf32"):
+            if getattr(config, name) and not self.device.startswith("cuda"):
+                raise PolicyLoadError(f"{name} needs a CUDA device, not '{self.device}'")
         if config.vision_runtime not in VISION_RUNTIMES:
             raise PolicyLoadError(f"vision_runtime '{config.vision_runtime}': expected "
                                   f"{' or '.join(VISION_RUNTIMES)}")
@@ -291,6 +309,8 @@ class PolicyRuntime:
             if expert_openvino:
                 self._openvino_steps.install(self._static_expert)
         parts = [self.dtype]
+        if config.tf32:
+            parts.append("TF32 matmuls")
         if config.quantize != "none":
             parts.append(f"{config.quantize} linear")
         parts.append(f"{self.policy.config.num_steps} steps")
@@ -407,10 +427,24 @@ class PolicyRuntime:
         # no_grad itself), exactly as in LeRobot's own RTC engine.
         with self._tokenizer_lock:
             batch = self.preprocessor(frame)
-        model_actions = self.policy.predict_action_chunk(batch, noise=noise, **rtc)
+        with self._matmul_precision():
+            model_actions = self.policy.predict_action_chunk(batch, noise=noise, **rtc)
         self.last_model_actions = model_actions[0, : self.n_action_steps].detach().clone()
         actions = self.postprocessor(model_actions)
         return actions[0, : self.n_action_steps].float().numpy().astype(np.float64)
+
+    def _matmul_precision(self):
+        """With ``tf32``, CUDA's float32 matrix products use TF32 for this call only.
+
+        lerobot-eval and lerobot-train switch TF32 on for the whole process; LeRobot's robot
+        deployment (lerobot-record with a policy) and its direct call do not. torch's switch is
+        process-wide, so it is set for the inference and put back after: another policy or
+        LeRobot's own call in the same process (bench/fast_modes.py's reference) keeps its
+        precision. A CUDA graph or inductor kernel made inside keeps the TF32 kernels it was
+        made with."""
+        if not self.config.tf32:
+            return contextlib.nullcontext()
+        return cuda_matmul_precision("tf32")
 
     def warm_up(self) -> float:
         """One inference on blank inputs (first calls are slow); returns its seconds."""
