@@ -18,18 +18,11 @@ On the GPU machine, from the repository root (the `device` tool: carry bench/.gp
     python3 -m pip install -q --no-deps --no-index --target /tmp/gpu_site bench/.gpu_bundle/*.whl
     PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda
 
-or, to check the CUDA paths first and time only the graph modes (two `run` calls, the
-compiled modes in the second: a minute or two of Triton compiling each):
+or, for #12's measurement, the CUDA tests and the graph modes in two device calls of under
+600 s each (`bench/gpu_run.sh` holds the commands and writes its logs to $OUT):
 
-    PYTHONPATH=/tmp/gpu_site:. python3 -m pytest -q -p no:cacheprovider \
-        test/test_policy_runtime.py \
-        -k "cuda_graph_gives or recorded or image_embedding_graph or as_bytes or tf32"
-    PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda \
-        --mode float32 --mode float32,cudagraph --mode float32,tf32,cudagraph \
-        --mode bfloat16,cudagraph
-    PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda \
-        --mode float32,compile,cudagraph --mode float32,tf32,compile,cudagraph \
-        --mode bfloat16,compile,cudagraph
+    bash bench/gpu_run.sh eager       # the first device call
+    bash bench/gpu_run.sh compiled    # the second
 """
 
 from __future__ import annotations
