@@ -515,6 +515,18 @@ def test_matmul_precision_is_put_back_after_the_block_exception_or_not():
     assert matmul.fp32_precision == before
 
 
+def test_matmul_precision_on_a_torch_before_2_9_sets_allow_tf32(monkeypatch):
+    from types import SimpleNamespace
+
+    from smolvla_ros.policy.runtime import cuda_matmul_precision
+
+    older = SimpleNamespace(allow_tf32=False)  # torch 2.7/2.8's cuda.matmul: no fp32_precision
+    monkeypatch.setattr(torch.backends.cuda, "matmul", older)
+    with cuda_matmul_precision("tf32"):
+        assert older.allow_tf32 is True
+    assert older.allow_tf32 is False
+
+
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0),
                     reason="needs a CUDA device with TF32 (Ampere or later)")
 @pytest.mark.parametrize("cuda_graph", [False, True])

@@ -110,12 +110,16 @@ def cuda_matmul_precision(precision: str):
     import torch
 
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
-    matmul.fp32_precision = precision
+    if hasattr(matmul, "fp32_precision"):  # torch 2.9 and later
+        flag, value = "fp32_precision", precision
+    else:  # LeRobot allows torch 2.7 and 2.8: the boolean the setting replaced
+        flag, value = "allow_tf32", precision == "tf32"
+    before = getattr(matmul, flag)
+    setattr(matmul, flag, value)
     try:
         yield
     finally:
-        matmul.fp32_precision = before
+        setattr(matmul, flag, before)
 
 
 def _resolve_device(device: str) -> str:
