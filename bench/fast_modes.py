@@ -79,7 +79,7 @@ def timed(call, device: str) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     actions = call()
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     return actions, time.perf_counter() - started
 
 
@@ -187,7 +187,7 @@ class StageClock:
 
     def _sync(self) -> None:
         if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
 
     def chunk(self, total: float) -> tuple[float, ...]:
         """The stages of one chunk that took ``total`` seconds; resets for the next."""

@@ -366,6 +366,7 @@ def test_a_padded_prefix_changes_lerobots_actions_by_rounding_only(tiny_checkpoi
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # degrees
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("compile", [False, True])
 def test_a_failed_capture_runs_the_loop_eagerly_and_says_so(tiny_checkpoint, compile):
     if torch.cuda.is_available():
@@ -397,7 +398,8 @@ def test_the_recorded_vision_path_gives_lerobots_image_embedding_exactly(request
     ids and encoder mask recorded from LeRobot's own call."""
     from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
 
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(request.getfixturevalue(fixture)), dtype=dtype))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(request.getfixturevalue(fixture)),
+                                                device="cpu", dtype=dtype))
     vlm_with_expert = runtime.policy.model.vlm_with_expert
     embedding = GraphedImageEmbedding(vlm_with_expert, cuda_graph=False)
     pixels = runtime.policy.config.resize_imgs_with_padding[0]
@@ -413,7 +415,8 @@ def test_the_recorded_vision_path_gives_lerobots_image_embedding_exactly(request
 def test_images_embedded_on_the_recorded_path_give_lerobots_actions_exactly(tiny_checkpoint):
     from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
 
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=True))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                                static_cache=True))
     embedding = GraphedImageEmbedding(runtime.policy.model.vlm_with_expert, cuda_graph=False)
     embedding.install()
     for seed, cameras in ((7, ("front", "wrist")), (8, ("wrist",))):  # recorded once, reused
@@ -430,7 +433,7 @@ def test_images_embedded_on_the_recorded_path_give_lerobots_actions_exactly(tiny
 def test_a_compiled_recorded_vision_path_gives_lerobots_image_embedding(tiny_checkpoint):
     from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
 
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
     vlm_with_expert = runtime.policy.model.vlm_with_expert
     embedding = GraphedImageEmbedding(vlm_with_expert, cuda_graph=False, compile=True)
     pixels = runtime.policy.config.resize_imgs_with_padding[0]
@@ -459,7 +462,7 @@ def test_an_image_embedding_graph_that_fails_falls_back_to_lerobots_call_and_say
         pytest.skip("this machine can capture CUDA graphs")
     from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
 
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
     embedding = GraphedImageEmbedding(runtime.policy.model.vlm_with_expert)
     if fault == "disagrees":
         embedding._static_call = _Misrecorded(embedding)
@@ -480,6 +483,7 @@ def test_an_image_embedding_graph_that_fails_falls_back_to_lerobots_call_and_say
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning")  # inductor, float32
 @pytest.mark.parametrize("compile", [False, True])  # True: the graph replays inductor's kernels
 def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint, compile):
     compiled = ", vision, prefix and steps compiled" if compile else ""
@@ -500,6 +504,49 @@ def test_cuda_graph_gives_lerobots_actions_on_that_card(tiny_checkpoint, compile
             # GPU kernels' own rounding (and bfloat16's, which the padding reorders)
             np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3 if dtype == "float32" else 0.5)
         assert graphed.mode == f"{dtype}, 10 steps{compiled}, CUDA graph"  # no capture failed
+
+
+def test_a_failed_capture_names_the_error_that_broke_it():
+    from smolvla_ros.policy.cuda_graph import failure
+
+    try:
+        try:
+            raise RuntimeError("operation not permitted when stream is capturing\nmore")
+        finally:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+    except RuntimeError as error:
+        assert failure(error) == (
+            "RuntimeError: CUDA error: operation failed due to a previous error during capture "
+            "(after RuntimeError: operation not permitted when stream is capturing)")
+    assert failure(ValueError("one line")) == "ValueError: one line"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_host_work_fails_before_the_capture_and_leaves_cuda_usable():
+    from smolvla_ros.policy.cuda_graph import capture
+
+    stream = torch.cuda.current_stream()
+    buffer = torch.ones(4, device="cuda")
+    with pytest.raises(RuntimeError):
+        capture(lambda x: x * float(x.sum().item()), buffer)  # reads back to the host
+    assert torch.cuda.current_stream() == stream
+    torch.cuda.empty_cache()  # asserts while torch's allocator still thinks a capture is on
+    graph, out = capture(lambda x: x * 2 + 1, buffer)
+    buffer.copy_(torch.arange(4.0, device="cuda"))
+    graph.replay()
+    torch.testing.assert_close(out, torch.arange(4.0, device="cuda") * 2 + 1)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_a_graph_is_captured_on_its_tensors_device():
+    from smolvla_ros.policy.cuda_graph import capture
+
+    buffer = torch.ones(4, device="cuda:1")
+    graph, out = capture(lambda x: x * 2 + 1, buffer)
+    assert out.device == buffer.device
+    buffer.copy_(torch.arange(4.0, device="cuda:1"))
+    graph.replay()  # records nothing if captured on cuda:0's stream: out would stay 3s
+    torch.testing.assert_close(out, torch.arange(4.0, device="cuda:1") * 2 + 1)
 
 
 def test_matmul_precision_is_put_back_after_the_block_exception_or_not():

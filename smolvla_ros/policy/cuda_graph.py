@@ -3,26 +3,62 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
 def capture(run, *buffers: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
     """(graph, its output) of ``run(*buffers)``: replaying the graph recomputes the output
-    from whatever the buffers then hold. Raises (AssertionError without CUDA, RuntimeError
-    for host work inside ``run``) if it cannot be captured."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
-        for _ in range(2):
-            run(*buffers)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    # thread_local: CUDA calls of other threads (camera decoding...) cannot break the capture
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        out = run(*buffers)
+    from whatever the buffers then hold. Raises RuntimeError (for tensors not on CUDA, or
+    host work inside ``run``) if it cannot be captured.
+
+    Everything happens on the buffers' device (``cuda:1`` included: torch's streams and its
+    shared capture stream are otherwise the current device's, and the graph would record
+    nothing of work on another). The second warm-up refuses host synchronisation, so a
+    ``run`` that reads back to the host fails there, before a capture that CUDA would
+    invalidate: torch leaves such a capture half-ended (its stream still current, its
+    allocator still capturing), which breaks every later capture and ``empty_cache``."""
+    device = buffers[0].device
+    if device.type != "cuda":
+        raise RuntimeError(f"a CUDA graph needs CUDA tensors, not {device} ones")
+    with torch.cuda.device(device):
+        main = torch.cuda.current_stream(device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):  # warm up outside the capture, as CUDA graphs need
+            run(*buffers)  # compiles and autotunes, which may synchronise
+            with _host_syncs_refused():
+                run(*buffers)
+        main.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            # thread_local: CUDA calls of other threads (camera decoding...) cannot break it
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream(device),
+                                  capture_error_mode="thread_local"):
+                out = run(*buffers)
+        finally:
+            torch.cuda.set_stream(main)  # torch skips this when ending the capture raises
     return graph, out
 
 
+@contextlib.contextmanager
+def _host_syncs_refused():
+    """torch raises on an operation that synchronises with the host (process-wide setting)."""
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
+
+
 def failure(error: BaseException) -> str:
-    """Why a graph could not be used, in one line (for a warning and the runtime's mode)."""
-    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    """Why a graph could not be used, in one line (for a warning and the runtime's mode).
+    When ending a capture fails, torch's error says only that; the one that broke the
+    capture is its context, and is named too."""
+    line = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    cause = error.__context__
+    if cause is not None:
+        line += f" (after {type(cause).__name__}: {(str(cause).splitlines() or [''])[0]})"
+    return line

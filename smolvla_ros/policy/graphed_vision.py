@@ -61,7 +61,7 @@ class GraphedImageEmbedding:
                 if key not in self._graphs:
                     self._graphs[key] = self._prepare(image)
             except Exception as error:  # noqa: BLE001 - whatever failed, LeRobot's call works
-                # (torch without CUDA raises AssertionError.) Not retried from now on.
+                # Not retried from now on.
                 self.capture_error = failure(error)
                 warnings.warn(f"image embedding graph failed ({self.capture_error}); images are "
                               "embedded eagerly instead", RuntimeWarning, stacklevel=2)

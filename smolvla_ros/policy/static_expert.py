@@ -282,7 +282,7 @@ class StaticExpert:
         if key not in self._graphs:
             try:
                 self._graphs[key] = self._capture(inputs)
-            except (RuntimeError, AssertionError) as error:  # AssertionError: torch without CUDA
+            except (RuntimeError, AssertionError) as error:  # AssertionError: torch's own, compiling
                 # Not retried every chunk: the loop runs eagerly from now on, and mode says so.
                 self.cuda_graph = False
                 self.prefix_bucket = 0  # eager: padding would only add work
