@@ -14,7 +14,7 @@ from test_policy_runtime import openvino_has_bf16
 def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / "fast_modes.py"), "--observations", "2",
-         "--image-size", "48x64", "--mode", "float32", "--mode", "bfloat16,steps=5",
+         "--device", "cpu", "--image-size", "48x64", "--mode", "float32", "--mode", "bfloat16,steps=5",
          "--mode", "float32,int8", "--mode", "float32,openvino", "--mode", "float32,ovexpert"],
         env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

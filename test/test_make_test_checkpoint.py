@@ -85,7 +85,7 @@ def test_a_sharper_vision_input_keeps_the_tokens_per_image_and_runs_as_lerobot_d
         return json.loads((checkpoint / "vlm" / "processor_config.json").read_text())["image_seq_len"]
 
     assert tokens_per_image(folder) == tokens_per_image(tiny_checkpoint) == 4
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(folder)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(folder), device="cpu"))
     images, state = observation()
     ours = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(3))
     theirs = lerobot_direct(folder, images, state, "pick up the cube", runtime.make_noise(3))

@@ -31,7 +31,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def load(checkpoint, **changes) -> PolicyRuntime:
-    return PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), vision_runtime="openvino",
+    return PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu",
+                                             vision_runtime="openvino",
                                              expert_runtime="openvino", **changes))
 
 

@@ -67,7 +67,7 @@ def test_a_wrong_camera_map_is_one_clear_line(rename_map, camera_map, message):
 
 @pytest.fixture(scope="module")
 def base_runtime(base_like_checkpoint):
-    return PolicyRuntime(PolicyRuntimeConfig(str(base_like_checkpoint)))
+    return PolicyRuntime(PolicyRuntimeConfig(str(base_like_checkpoint), device="cpu"))
 
 
 def test_smolvla_base_layout_infers_on_the_cameras_present_like_lerobot(base_runtime,
@@ -89,7 +89,7 @@ def test_smolvla_base_layout_infers_on_the_cameras_present_like_lerobot(base_run
 
 
 def test_finetune_is_fed_the_dataset_names_and_lerobot_renames(finetuned_checkpoint):
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(finetuned_checkpoint)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(finetuned_checkpoint), device="cpu"))
     assert runtime.rename_map == RENAME
     assert runtime.camera_names == ["front", "wrist", "camera3"]
     ours = runtime.infer({"front": FRONT, "wrist": WRIST}, STATE, TASK, noise=runtime.make_noise(4))
@@ -99,7 +99,7 @@ def test_finetune_is_fed_the_dataset_names_and_lerobot_renames(finetuned_checkpo
 
 
 def test_camera_map_feeds_smolvla_base_from_other_names(base_like_checkpoint, base_runtime):
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(base_like_checkpoint),
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(base_like_checkpoint), device="cpu",
                                                 camera_map=("front=camera1", "wrist=camera2")))
     assert runtime.camera_names == ["front", "wrist", "camera3"]
     assert [camera.describe() for camera in runtime.cameras] == ["front=camera1", "wrist=camera2",
@@ -109,7 +109,8 @@ def test_camera_map_feeds_smolvla_base_from_other_names(base_like_checkpoint, ba
                                 noise=base_runtime.make_noise(4))
     np.testing.assert_array_equal(ours, direct)
     with pytest.raises(PolicyLoadError, match="the checkpoint has no camera 'front'"):
-        PolicyRuntime(PolicyRuntimeConfig(str(base_like_checkpoint), camera_map=("front=front",)))
+        PolicyRuntime(PolicyRuntimeConfig(str(base_like_checkpoint), device="cpu",
+                                          camera_map=("front=front",)))
 
 
 class Recorder:

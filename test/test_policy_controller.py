@@ -14,7 +14,7 @@ FPS = 30.0
 
 @pytest.fixture(scope="module")
 def runtime(tiny_checkpoint):
-    return PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    return PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
 
 
 def test_no_starved_ticks_while_inference_beats_the_chunk_remainder(runtime):
@@ -33,7 +33,8 @@ def test_starvation_is_counted_when_inference_is_too_slow(runtime):
 
 
 def test_real_time_chunking_feeds_the_unexecuted_prefix(tiny_checkpoint):
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))  # RTC changes the policy
+    # RTC changes the policy
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
     result = dry_run(runtime, seconds=4.0, delay_s=0.3,
                      config=PolicyControllerConfig(fps=FPS, aggregate="rtc"))
     assert result.chunks >= 3 and result.starved_ticks == 0

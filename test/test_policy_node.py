@@ -80,8 +80,10 @@ def probe():
 
 
 def start_policy(checkpoint, *params: str) -> NodeProcess:
+    """On the CPU, where the tests' LeRobot call runs, whatever the machine has."""
     return NodeProcess("policy_node", "-p", f"policy_path:={checkpoint}", "-p", "robot_id:=mock",
-                       "-p", f"noise_seed:={SEED}", *[a for p in params for a in ("-p", p)])
+                       "-p", "device:=cpu", "-p", f"noise_seed:={SEED}",
+                       *[a for p in params for a in ("-p", p)])
 
 
 @contextlib.contextmanager

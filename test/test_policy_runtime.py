@@ -20,7 +20,7 @@ from smolvla_ros.policy.runtime import (
 
 @pytest.fixture(scope="module")
 def runtime(tiny_checkpoint):
-    return PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    return PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
 
 
 def observation(seed: int = 0):
@@ -89,7 +89,8 @@ def test_actions_equal_lerobots_for_same_input_and_noise(runtime, tiny_checkpoin
 def test_token_count_and_override(runtime, tiny_checkpoint):
     long_text = " ".join(["pick up the cube"] * 30)
     assert runtime.token_count("pick up the cube") < 48 < runtime.token_count(long_text)
-    short = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), tokenizer_max_length=8))
+    short = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                              tokenizer_max_length=8))
     assert short.tokenizer_max_length == 8
     images, state = observation()
     # Only 8 tokens are read: two texts that differ after them give the same actions.
@@ -110,7 +111,7 @@ def test_moved_checkpoint_loads_with_vlm_path(tiny_checkpoint, tmp_path):
     with pytest.raises(PolicyLoadError, match="if the VLM folder moved, set vlm_path") as error:
         PolicyRuntime(PolicyRuntimeConfig(str(moved), vlm_path=str(tmp_path / "nope")))
     assert "\n" not in str(error.value)
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(moved), vlm_path=str(vlm)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(moved), device="cpu", vlm_path=str(vlm)))
     assert runtime.camera_names == ["front", "wrist"]
 
 
@@ -139,7 +140,7 @@ def test_cuda_requested_without_cuda_is_clear(tiny_checkpoint):
 
 
 def test_real_time_chunking_pulls_the_new_chunk_toward_the_old_prefix(tiny_checkpoint):
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
     images, state = observation()
     old = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(1))
     plain = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(2))
@@ -154,7 +155,8 @@ def test_real_time_chunking_pulls_the_new_chunk_toward_the_old_prefix(tiny_check
 
 
 def test_bfloat16_casts_the_vlm_and_expert_only(tiny_checkpoint):
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), dtype="bfloat16"))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                                dtype="bfloat16"))
     assert runtime.dtype == "bfloat16"
     model = runtime.policy.model
     assert {p.dtype for p in model.vlm_with_expert.parameters()} == {torch.bfloat16}
@@ -183,7 +185,7 @@ def test_a_truncated_config_is_a_broken_file_not_a_missing_model(tiny_checkpoint
 
 
 def test_fewer_flow_steps_are_lerobots_actions_with_that_many_steps(tiny_checkpoint):
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), num_steps=4))
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", num_steps=4))
     assert fast.mode == "float32, 4 steps"
     images, state = observation()
     ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
@@ -197,7 +199,7 @@ def test_fewer_flow_steps_are_lerobots_actions_with_that_many_steps(tiny_checkpo
 def test_int8_quantizes_the_vlm_and_expert_linear_layers_lerobot_can_read(tiny_checkpoint, runtime):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
-    int8 = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), quantize="int8"))
+    int8 = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", quantize="int8"))
     assert int8.mode == "float32, int8 linear, 10 steps"
     model = int8.policy.model
     kinds = {name: type(m) for name, m in model.vlm_with_expert.named_modules()
@@ -217,7 +219,7 @@ def test_int8_quantizes_the_vlm_and_expert_linear_layers_lerobot_can_read(tiny_c
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_model_gives_the_eager_actions(tiny_checkpoint, runtime):
-    compiled = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), compile=True))
+    compiled = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", compile=True))
     assert compiled.mode == "float32, 10 steps, vision compiled"
     model = compiled.policy.model  # the vision encoder, which LeRobot calls as a module
     assert model.vlm_with_expert.get_vlm_model().vision_model._compiled_call_impl is not None
@@ -237,7 +239,7 @@ def test_static_cache_gives_lerobots_actions_exactly(request, fixture, cameras_l
     from smolvla_ros.policy.static_expert import StaticExpert
 
     checkpoint = request.getfixturevalue(fixture)
-    static = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), static_cache=True,
+    static = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu", static_cache=True,
                                                num_steps=num_steps))
     assert static.mode == f"float32, {num_steps or 10} steps, static cache"
     assert isinstance(static.policy.model.sample_actions.__self__, StaticExpert)  # our loop runs
@@ -299,7 +301,8 @@ def test_compiled_static_cache_gives_lerobots_actions_one_graph_per_function(tin
     from smolvla_ros.policy.static_expert import StaticExpert
 
     checkpoint = tiny_checkpoint
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), compile=True, static_cache=True))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu",
+                                                compile=True, static_cache=True))
     assert runtime.mode == "float32, 10 steps, vision, prefix and steps compiled, static cache"
     assert runtime._static_expert.compiled and runtime._static_expert.prefix_bucket == 64
     config = PreTrainedConfig.from_pretrained(checkpoint)
@@ -330,7 +333,8 @@ def test_static_cache_changes_nothing_in_the_other_modes(tiny_checkpoint, change
     images, state = observation()
     chunks = []
     for static_cache in (False, True):
-        runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=static_cache,
+        runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                                    static_cache=static_cache,
                                                     **changes))
         chunks.append(runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7)))
     np.testing.assert_array_equal(chunks[1], chunks[0])
@@ -340,7 +344,8 @@ def test_static_cache_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpoint
     images, state = observation()
     chunks = []
     for static_cache in (False, True):  # RTC guidance needs autograd through LeRobot's steps
-        runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), static_cache=static_cache))
+        runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                                    static_cache=static_cache))
         runtime.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
         assert runtime.mode.endswith("(RTC: LeRobot's loop)") == static_cache
         old = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(1))
@@ -355,7 +360,7 @@ def test_a_padded_prefix_changes_lerobots_actions_by_rounding_only(tiny_checkpoi
     instructions of other lengths and a missing camera reuse a capture."""
     from smolvla_ros.policy.static_expert import StaticExpert
 
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
     StaticExpert(runtime.policy.model, prefix_bucket=64).install()
     images, state = observation()
     for task, cameras in (("pick up the cube", ("front", "wrist")),
@@ -373,7 +378,7 @@ def test_a_failed_capture_runs_the_loop_eagerly_and_says_so(tiny_checkpoint, com
         pytest.skip("this machine can capture CUDA graphs")
     from smolvla_ros.policy.static_expert import StaticExpert
 
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint)))
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
     expert = StaticExpert(runtime.policy.model, cuda_graph=True, prefix_bucket=0, compile=compile)
     expert.install()
     images, state = observation()
@@ -615,7 +620,8 @@ def test_openvino_vision_gives_lerobots_actions_within_rounding(request, fixture
     from smolvla_ros.policy.openvino_vision import OpenVINOVision
 
     checkpoint = request.getfixturevalue(fixture)
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), vision_runtime="openvino"))
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu",
+                                             vision_runtime="openvino"))
     assert fast.mode == "float32, 10 steps, OpenVINO vision"
     embed_image = fast.policy.model.vlm_with_expert.embed_image
     assert isinstance(embed_image, OpenVINOVision)  # LeRobot's embed_prefix calls ours
@@ -647,7 +653,8 @@ def openvino_has_bf16() -> bool:
 
 
 def test_openvino_vision_in_bfloat16_rounds_as_torch_does(tiny_checkpoint, runtime):
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino",
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                             vision_runtime="openvino",
                                              dtype="bfloat16", static_cache=True))
     precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
     assert fast.mode == f"bfloat16, 10 steps, OpenVINO vision{precision}, static cache"
@@ -670,7 +677,8 @@ def test_openvino_vision_in_bfloat16_rounds_as_torch_does(tiny_checkpoint, runti
 def test_openvino_vision_with_int8_quantizes_only_what_torch_still_runs(tiny_checkpoint):
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino",
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                             vision_runtime="openvino",
                                              quantize="int8"))
     assert fast.mode == "float32, int8 linear, 10 steps, OpenVINO vision"
     vlm = fast.policy.model.vlm_with_expert.get_vlm_model()
@@ -689,7 +697,7 @@ def test_openvino_vision_with_int8_quantizes_only_what_torch_still_runs(tiny_che
 ])
 def test_bad_vision_runtimes_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", **changes))
 
 
 @pytest.mark.parametrize("parameter, what", [("vision_runtime", "the vision encoder"),
@@ -702,12 +710,14 @@ def test_a_failed_conversion_is_one_line_and_keeps_its_cause(tiny_checkpoint, mo
     monkeypatch.setattr(torch.export, "export", export)  # as where torch.export cannot trace
     with pytest.raises(PolicyLoadError, match=rf"could not run {what} on OpenVINO \(RuntimeError: "
                        rf"unsupported operator\); use {parameter} torch$") as caught:
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **{parameter: "openvino"}))
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                          **{parameter: "openvino"}))
     assert "more detail" in str(caught.value.__cause__.__cause__)
 
 
 def test_openvino_vision_refuses_another_image_size(tiny_checkpoint):
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), vision_runtime="openvino"))
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                             vision_runtime="openvino"))
     with pytest.raises(ValueError, match="the OpenVINO vision encoder takes"):
         fast.policy.model.vlm_with_expert.embed_image(torch.zeros(1, 3, 8, 8))
 
@@ -719,7 +729,8 @@ def test_openvino_runtimes_without_openvino_say_what_to_install(tiny_checkpoint,
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # as where it is not installed
     with pytest.raises(PolicyLoadError, match=f"{parameter} openvino needs the openvino package"):
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **{parameter: "openvino"}))
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                          **{parameter: "openvino"}))
 
 
 @pytest.mark.parametrize("fixture, cameras_left_out, num_steps", [
@@ -734,7 +745,8 @@ def test_openvino_expert_gives_lerobots_actions_within_rounding(request, fixture
     from smolvla_ros.policy.openvino_expert import OpenVINOSteps
 
     checkpoint = request.getfixturevalue(fixture)
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), expert_runtime="openvino",
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu",
+                                             expert_runtime="openvino",
                                              num_steps=num_steps))
     assert fast.mode == f"float32, {num_steps or 10} steps, OpenVINO expert"
     assert isinstance(fast._static_expert._step, OpenVINOSteps)  # the static loop calls ours
@@ -755,7 +767,8 @@ def test_openvino_expert_gives_lerobots_actions_within_rounding(request, fixture
 def test_openvino_expert_in_bfloat16_with_openvino_vision(tiny_checkpoint, runtime):
     """bfloat16's prefix pass in torch, the step in OpenVINO's bf16 (f32 where the CPU has
     none), the images through OpenVINO too: LeRobot's actions within bfloat16's rounding."""
-    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime="openvino",
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                             expert_runtime="openvino",
                                              vision_runtime="openvino", dtype="bfloat16"))
     precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
     assert fast.mode == (f"bfloat16, 10 steps, OpenVINO vision{precision}, "
@@ -763,7 +776,7 @@ def test_openvino_expert_in_bfloat16_with_openvino_vision(tiny_checkpoint, runti
     images, state = observation()
     ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
     exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
-    cast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), dtype="bfloat16"))
+    cast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", dtype="bfloat16"))
     torch_bf16 = cast.infer(images, state, "pick up the cube", noise=cast.make_noise(7))
     assert 0 < np.abs(ours - exact).max() <= 2 * np.abs(torch_bf16 - exact).max()
 
@@ -772,7 +785,8 @@ def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpo
     images, state = observation()
     chunks = []
     for expert_runtime in ("torch", "openvino"):  # RTC guidance needs autograd through LeRobot's steps
-        policy = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), expert_runtime=expert_runtime))
+        policy = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                                   expert_runtime=expert_runtime))
         policy.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
         policy.infer(images, state, "pick up the cube", noise=policy.make_noise(1))
         chunks.append(policy.infer(images, state, "pick up the cube", noise=policy.make_noise(2),
@@ -792,4 +806,4 @@ def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpo
 ])
 def test_bad_expert_runtimes_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):
-        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), **changes))
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", **changes))
