@@ -18,11 +18,12 @@ On the GPU machine, from the repository root (the `device` tool: carry bench/.gp
     python3 -m pip install -q --no-deps --no-index --target /tmp/gpu_site bench/.gpu_bundle/*.whl
     PYTHONPATH=/tmp/gpu_site:. python3 bench/fast_modes.py --full-size --device cuda
 
-or, for #12's measurement, the CUDA tests and the graph modes in two device calls of under
-600 s each (`bench/gpu_run.sh` holds the commands and writes its logs to $OUT):
+or, for #12's measurement, the CUDA tests and the graph modes, one device call per part
+(`bench/gpu_run.sh` holds the commands and writes its logs to $OUT):
 
-    bash bench/gpu_run.sh eager       # the first device call
-    bash bench/gpu_run.sh compiled    # the second
+    bash bench/gpu_run.sh eager           # the first device call
+    bash bench/gpu_run.sh compiled        # the second
+    bash bench/gpu_run.sh compiled-test   # a third, if device time is left
 """
 
 from __future__ import annotations
