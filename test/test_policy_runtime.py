@@ -524,6 +524,13 @@ def test_a_failed_capture_names_the_error_that_broke_it():
             "RuntimeError: CUDA error: operation failed due to a previous error during capture "
             "(after RuntimeError: operation not permitted when stream is capturing)")
     assert failure(ValueError("one line")) == "ValueError: one line"
+    try:
+        try:
+            raise KeyError("handled inside")
+        except KeyError:
+            raise ValueError("said in one line") from None
+    except ValueError as error:
+        assert failure(error) == "ValueError: said in one line"  # a context it suppressed
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -58,7 +58,7 @@ def failure(error: BaseException) -> str:
     When ending a capture fails, torch's error says only that; the one that broke the
     capture is its context, and is named too."""
     line = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
-    cause = error.__context__
+    cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     if cause is not None:
         line += f" (after {type(cause).__name__}: {(str(cause).splitlines() or [''])[0]})"
     return line
