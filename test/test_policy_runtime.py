@@ -300,12 +300,11 @@ def test_compiled_static_cache_gives_lerobots_actions_one_graph_per_function(tin
 
     from smolvla_ros.policy.static_expert import StaticExpert
 
-    checkpoint = tiny_checkpoint
-    runtime = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu",
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
                                                 compile=True, static_cache=True))
     assert runtime.mode == "float32, 10 steps, vision, prefix and steps compiled, static cache"
     assert runtime._static_expert.compiled and runtime._static_expert.prefix_bucket == 64
-    config = PreTrainedConfig.from_pretrained(checkpoint)
+    config = PreTrainedConfig.from_pretrained(tiny_checkpoint)
     torch.manual_seed(0)
     model = SmolVLAPolicy(config).model.eval()  # no vision compiled: only our two functions
     static = StaticExpert(model, compile=True)

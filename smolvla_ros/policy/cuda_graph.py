@@ -57,8 +57,8 @@ def failure(error: BaseException) -> str:
     """Why a graph could not be used, in one line (for a warning and the runtime's mode).
     When ending a capture fails, torch's error says only that; the one that broke the
     capture is its context, and is named too."""
-    line = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    def said(exception: BaseException) -> str:
+        return f"{type(exception).__name__}: {(str(exception).splitlines() or [''])[0]}"
+
     cause = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    if cause is not None:
-        line += f" (after {type(cause).__name__}: {(str(cause).splitlines() or [''])[0]})"
-    return line
+    return said(error) if cause is None else f"{said(error)} (after {said(cause)})"
