@@ -10,8 +10,10 @@ times torch's own matrix product at the model's largest shapes in float32, bfloa
 and LeRobot's call itself. Printed per dtype: the time the counted arithmetic alone takes at
 the best measured rate, and so the largest speed-up any mode multiplying in that dtype can
 reach over LeRobot's float32 call on this machine, at the checkpoint's num_steps (fewer steps
-are less arithmetic) (an exported runtime included: it
-multiplies the same matrices on the same cores). Printed, not asserted:
+are less arithmetic) (an exported runtime included: it multiplies the same matrices on the
+same cores). torch's product is timed twice in float32 and bfloat16: as ``torch.mm`` and as
+oneDNN's product on a weight laid out once (``prepack:=true``), the faster on this machine's
+Zen 4 cores. Printed, not asserted:
 
     python bench/chunk_flops.py --full-size      # SmolVLA's 450M architecture
     python bench/chunk_flops.py --policy-path CKPT
@@ -20,6 +22,7 @@ multiplies the same matrices on the same cores). Printed, not asserted:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -33,6 +36,7 @@ from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot.policies.utils import prepare_observation_for_inference
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from smolvla_ros.policy import packed_linear
 from smolvla_ros.policy.tiny_checkpoint import make_test_checkpoint
 
 HEIGHT, WIDTH = 480, 640
@@ -100,22 +104,29 @@ def counted_flops(policy: SmolVLAPolicy, call) -> dict[str, float]:
     return counts
 
 
-def matmul_rate(dtype: torch.dtype, repeats: int) -> tuple[float, str]:
+def matmul_rate(dtype: torch.dtype, repeats: int, packed: bool = False) -> tuple[float, str]:
     """Best FLOP/s (for int8: multiply-adds as 2 operations) of torch's matrix product here,
-    over the model's large shapes; int8 through ``torch._int_mm`` (int32 accumulation)."""
+    over the model's large shapes; int8 through ``torch._int_mm`` (int32 accumulation);
+    ``packed``: oneDNN's product on a weight laid out once (``prepack:=true``'s)."""
     shapes = ((1024, 768, 3072), (1024, 3072, 768), (1024, 768, 768), (2048, 2048, 2048))
-    product = torch._int_mm if dtype == torch.int8 else torch.mm
     best, where = 0.0, ""
     for m, k, n in shapes:
         if dtype == torch.int8:
             a, b = (torch.randint(-128, 128, shape, dtype=dtype) for shape in ((m, k), (k, n)))
+            product = functools.partial(torch._int_mm, a, b)
+        elif packed:
+            a, weight = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+            product = functools.partial(
+                torch.ops.mkldnn._linear_pointwise, a,
+                torch.ops.mkldnn._reorder_linear_weight(weight, None), None, "none", [], "")
         else:
             a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-        product(a, b)
+            product = functools.partial(torch.mm, a, b)
+        product()
         seconds = []
         for _ in range(repeats):
             started = time.perf_counter()
-            product(a, b)
+            product()
             seconds.append(time.perf_counter() - started)
         rate = 2 * m * k * n / min(seconds)
         if rate > best:
@@ -150,12 +161,17 @@ def main() -> None:
         print(f"  {stage:<28} {flops[stage] / 1e9:8.1f} GFLOP")
     print(f"  {'all':<28} {flops['all'] / 1e9:8.1f} GFLOP "
           f"(LeRobot's call runs at {flops['all'] / lerobot_s / 1e9:.0f} GFLOP/s)")
-    for dtype in (torch.float32, torch.bfloat16, torch.int8):
-        rate, shape = matmul_rate(dtype, repeats=10)
+    products = [(torch.float32, False), (torch.float32, True), (torch.bfloat16, False),
+                (torch.bfloat16, True), (torch.int8, False)]
+    for dtype, packed in products:
+        if packed and not packed_linear.available():
+            continue
+        rate, shape = matmul_rate(dtype, repeats=10, packed=packed)
         floor, name = flops["all"] / rate, str(dtype).removeprefix("torch.")
-        print(f"{name}: matrix product best {rate / 1e9:.0f} GFLOP/s ({shape}); the counted "
-              f"arithmetic alone takes {floor:.3f} s at that rate, so no mode multiplying in "
-              f"{name} beats x{lerobot_s / floor:.2f} over LeRobot's call here at these steps")
+        print(f"{name}{' packed (oneDNN)' if packed else ''}: matrix product best "
+              f"{rate / 1e9:.0f} GFLOP/s ({shape}); the counted arithmetic alone takes "
+              f"{floor:.3f} s at that rate, so no mode multiplying {name} so beats "
+              f"x{lerobot_s / floor:.2f} over LeRobot's call here at these steps")
 
 
 if __name__ == "__main__":

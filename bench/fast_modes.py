@@ -15,6 +15,7 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
     compile                  torch.compile of the vision encoder; with static or cudagraph,
                              of the prefix pass and flow step too
+    prepack                  Linear weights laid out once for oneDNN's product (CPU)
     openvino                 the vision encoder on OpenVINO (CPU; vision_runtime openvino)
     ovexpert                 the flow step on OpenVINO (CPU; expert_runtime openvino)
     static                   the denoising loop on a static KV cache (exact: LeRobot's actions)
@@ -51,7 +52,8 @@ TASKS = ("pick up the cube", "put the pen in the cup", "open the gripper", "fold
 DEFAULT_MODES = ("float32", "float32,static", "float32,cudagraph", "bfloat16",
                  "bfloat16,cudagraph", "float32,tf32,cudagraph", "float32,compile,cudagraph",
                  "bfloat16,compile,cudagraph", "float32,tf32,compile,cudagraph",
-                 "float32,int8", "float32,compile", "float32,openvino", "bfloat16,static,openvino",
+                 "float32,int8", "float32,compile", "float32,prepack", "float32,openvino",
+                 "bfloat16,static,openvino", "bfloat16,static,prepack",
                  "float32,openvino,ovexpert", "bfloat16,openvino,ovexpert",
                  "float32,steps=5", "bfloat16,steps=5", "bfloat16,steps=3",
                  "bfloat16,compile,steps=5")
@@ -134,6 +136,8 @@ def parse_mode(mode: str, checkpoint: str, device: str) -> PolicyRuntimeConfig:
             config.quantize = "int8"
         elif part == "compile":
             config.compile = True
+        elif part == "prepack":
+            config.prepack = True
         elif part == "openvino":
             config.vision_runtime = "openvino"
         elif part == "ovexpert":
@@ -281,7 +285,7 @@ def main() -> None:
         for device in devices:
             reference, reference_s, reference_stages = lerobot_reference(checkpoint, device, obs)
             modes = args.mode or [m for m in DEFAULT_MODES
-                                  if (not {"int8", "openvino", "ovexpert"} & set(m.split(","))
+                                  if (not {"int8", "prepack", "openvino", "ovexpert"} & set(m.split(","))
                                       or device == "cpu")
                                   and (not {"cudagraph", "tf32"} & set(m.split(","))
                                        or device.startswith("cuda"))]

@@ -131,9 +131,9 @@ def _cpu_flags() -> set[str]:
 
 
 def check_fast_modes() -> Check:
-    """Which of policy_node's opt-in speed-ups (dtype, tf32, quantize, compile, num_steps,
-    vision_runtime, expert_runtime, static_cache, cuda_graph) this machine runs natively; README
-    "Inference modes" has their measured speed and deviation."""
+    """Which of policy_node's opt-in speed-ups (dtype, tf32, quantize, compile, prepack,
+    num_steps, vision_runtime, expert_runtime, static_cache, cuda_graph) this machine runs
+    natively; README "Inference modes" has their measured speed and deviation."""
     if _import_error("torch"):
         return Check("fast modes", WARN, "unknown: torch does not import")
     import importlib.util
@@ -158,6 +158,10 @@ def check_fast_modes() -> Check:
         modes.append("quantize int8 (CPU" + (", VNNI)" if flags & {"avx512_vnni", "avx_vnni"} else ")"))
     if shutil.which("c++") or shutil.which("g++"):
         modes.append("compile (CPU, C++ compiler found)")
+    from smolvla_ros.policy import packed_linear
+
+    if packed_linear.available():
+        modes.append("prepack (CPU, oneDNN)")
     if importlib.util.find_spec("openvino"):
         from smolvla_ros.policy.openvino_cache import cache_dir
 

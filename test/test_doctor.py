@@ -26,6 +26,7 @@ def test_doctor_passes_in_set_up_environment(tmp_path):
     assert "static_cache" in fast and ("cuda_graph" in fast) == torch.cuda.is_available()
     assert ("tf32 (CUDA)" in fast) == (torch.cuda.is_available()
                                        and torch.cuda.get_device_capability() >= (8, 0))
+    assert ("prepack (CPU, oneDNN)" in fast) == torch.backends.mkldnn.is_available()
     assert "vision_runtime openvino (CPU)" in fast  # requirements/base.in brings openvino
     assert "expert_runtime openvino (CPU)" in fast
     assert f"OpenVINO graphs cached in {tmp_path}" in fast

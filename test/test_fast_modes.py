@@ -15,17 +15,20 @@ def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / "fast_modes.py"), "--observations", "2",
          "--device", "cpu", "--image-size", "48x64", "--mode", "float32", "--mode", "bfloat16,steps=5",
-         "--mode", "float32,int8", "--mode", "float32,openvino", "--mode", "float32,ovexpert"],
+         "--mode", "float32,int8", "--mode", "float32,openvino", "--mode", "float32,ovexpert",
+         "--mode", "float32,prepack"],
         env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {m.group(1).strip(): m.groups()[1:] for m in re.finditer(
         r"^  ([A-Za-z0-9, ]+?)\s+([\d.]+)\s+([\d.]+)x\s+(\S+)\s", result.stdout, re.MULTILINE)}
     assert set(rows) == {"float32, 10 steps", "bfloat16, 5 steps", "float32, int8 linear, 10 steps",
-                         "float32, 10 steps, OpenVINO vision", "float32, 10 steps, OpenVINO expert"}
+                         "float32, 10 steps, OpenVINO vision", "float32, 10 steps, OpenVINO expert",
+                         "float32, prepacked linear, 10 steps"}
     assert float(rows["float32, 10 steps"][2]) == 0.0  # PolicyRuntime in float32 is LeRobot's call
     assert all(float(row[2]) > 0 for mode, row in rows.items() if mode != "float32, 10 steps")
-    for openvino in ("vision", "expert"):  # float32 rounding only
-        assert float(rows[f"float32, 10 steps, OpenVINO {openvino}"][2]) < 1e-2
+    for mode in ("10 steps, OpenVINO vision", "10 steps, OpenVINO expert",
+                 "prepacked linear, 10 steps"):  # float32 rounding only
+        assert float(rows[f"float32, {mode}"][2]) < 1e-2
     assert "where each mode's time goes" in result.stdout
 
 

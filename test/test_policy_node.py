@@ -246,15 +246,18 @@ def test_compressed_transport(tiny_checkpoint, probe):
 
 
 def test_opt_in_modes_reach_the_runtime_and_status(tiny_checkpoint, probe):
-    """vision_runtime and static_cache as parameters: the chunk is still LeRobot's (float32
-    rounding: OpenVINO's encoder), and policy_status says which modes run."""
-    with fed_policy(tiny_checkpoint, probe, "vision_runtime:=openvino", "static_cache:=true"):
+    """vision_runtime, static_cache and prepack as parameters: the chunk is still LeRobot's
+    (float32 rounding: OpenVINO's encoder, oneDNN's products), and policy_status says which
+    modes run."""
+    with fed_policy(tiny_checkpoint, probe, "vision_runtime:=openvino", "static_cache:=true",
+                    "prepack:=true"):
         instruct(probe, "pick up the cube")
         chunk = probe.wait_for_messages("action_chunk")[0]
         np.testing.assert_allclose(as_lerobot(chunk),
                                    expected_actions(tiny_checkpoint, "pick up the cube"), atol=1e-3)
         assert wait_for(lambda: latest_status(probe).state == PolicyStatus.STATE_RUNNING)
-        assert latest_status(probe).mode == "float32, 10 steps, OpenVINO vision, static cache"
+        assert latest_status(probe).mode == ("float32, prepacked linear, 10 steps, OpenVINO "
+                                             "vision, static cache")
 
 
 def test_pause_resume_reset_services(policy, probe):

@@ -813,3 +813,87 @@ def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpo
 def test_bad_expert_runtimes_are_one_line(tiny_checkpoint, changes, message):
     with pytest.raises(PolicyLoadError, match=message):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", **changes))
+
+
+def packed_and_dense(model) -> tuple[set[str], set[str]]:
+    """The model's Linear layers by name: those prepack installed its product on, the others."""
+    from smolvla_ros.policy.packed_linear import PackedProduct
+
+    layers = {name: isinstance(m.forward, PackedProduct) for name, m in model.named_modules()
+              if type(m) is torch.nn.Linear}
+    return {n for n, packed in layers.items() if packed}, {n for n, packed in layers.items() if not packed}
+
+
+@pytest.mark.parametrize("fixture, changes, mode, left_dense", [
+    ("tiny_checkpoint", {}, "float32, prepacked linear, 10 steps", ()),
+    ("finetuned_checkpoint", {"static_cache": True},
+     "float32, prepacked linear, 10 steps, static cache", ()),
+    ("base_like_checkpoint", {"vision_runtime": "openvino", "expert_runtime": "openvino"},
+     "float32, prepacked linear, 10 steps, OpenVINO vision, OpenVINO expert",  # what OpenVINO runs
+     (".vision_model.", ".connector.", ".lm_expert.", "action_in_proj", "action_out_proj",
+      "action_time_mlp_in", "action_time_mlp_out")),
+])
+def test_prepack_gives_lerobots_actions_within_rounding(request, fixture, changes, mode,
+                                                        left_dense):
+    checkpoint = request.getfixturevalue(fixture)
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu", prepack=True,
+                                             **changes))
+    assert fast.mode == mode
+    packed, dense = packed_and_dense(fast.policy.model)
+    assert packed and all(any(part in name for part in left_dense) for name in dense)
+    assert not any(any(part in name for part in left_dense) for name in packed)
+    rng = np.random.default_rng(3)
+    differs = False
+    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
+        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                  for name in fast.camera_names if name != "camera3"}  # base-like: one left out
+        state = rng.normal(size=6) * 20
+        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
+        fed = {fast._image_key[name].removeprefix("observation.images."): image
+               for name, image in images.items()}  # as a LeRobot user feeds them
+        theirs = lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # float32 rounding only
+        differs |= not np.array_equal(ours, theirs.astype(np.float64))
+    assert differs  # oneDNN's sums, not torch's
+
+
+def test_prepack_in_bfloat16_rounds_as_torch_does(tiny_checkpoint, runtime):
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", prepack=True,
+                                             dtype="bfloat16"))
+    assert fast.mode == "bfloat16, prepacked linear, 10 steps"
+    packed, _ = packed_and_dense(fast.policy.model)
+    bf16 = {name for name in packed if fast.policy.model.get_submodule(name).weight.dtype
+            == torch.bfloat16}
+    assert bf16 and any(".lm_expert." in name for name in bf16)  # the cast weights are packed
+    images, state = observation()
+    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
+    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    cast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", dtype="bfloat16"))
+    torch_bf16 = cast.infer(images, state, "pick up the cube", noise=cast.make_noise(7))
+    assert 0 < np.abs(ours - exact).max() <= 2 * np.abs(torch_bf16 - exact).max()
+
+
+def test_prepack_with_real_time_chunking_differentiates_through_the_dense_weights(tiny_checkpoint):
+    images, state = observation()
+    chunks = []
+    for prepacked in (False, True):
+        policy = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
+                                                   prepack=prepacked))
+        policy.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
+        policy.infer(images, state, "pick up the cube", noise=policy.make_noise(1))
+        chunks.append(policy.infer(images, state, "pick up the cube", noise=policy.make_noise(2),
+                                   rtc_prefix=policy.last_model_actions[20:30], rtc_delay=3))
+    assert policy.mode == "float32, prepacked linear, 10 steps"
+    np.testing.assert_allclose(chunks[1], chunks[0], rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("compile, onednn, message", [
+    (True, True, r"prepack needs device cpu and compile off \(got device cpu, compile on\)"),
+    (False, False, r"prepack needs a torch built with oneDNN \(mkldnn\); this one is not"),
+])
+def test_prepack_where_it_cannot_run_is_one_line(tiny_checkpoint, monkeypatch, compile, onednn,
+                                                 message):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: onednn)  # a torch without it
+    with pytest.raises(PolicyLoadError, match=message):
+        PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", prepack=True,
+                                          compile=compile))

@@ -63,6 +63,9 @@ PARAMETERS = {
     "compile": (False, "torch.compile the vision encoder, and with static_cache or cuda_graph "
                        "the prefix pass and flow step, at load time (slower start; "
                        "bench/fast_modes.py)"),
+    "prepack": (False, "CPU: Linear weights laid out once, at load, for oneDNN's product: faster, "
+                       "actions deviate by rounding, 1.5 GiB more memory for the full-size model "
+                       "(bench/fast_modes.py)"),
     "vision_runtime": ("torch", "torch; openvino = the vision encoder on OpenVINO (CPU; "
                                 "converted at load): faster, actions deviate by rounding "
                                 "(bench/fast_modes.py)"),
@@ -163,7 +166,7 @@ class PolicyNode(Node):
             runtime = PolicyRuntime(PolicyRuntimeConfig(
                 policy_path=self.p["policy_path"], device=self.p["device"], dtype=self.p["dtype"],
                 tf32=self.p["tf32"], num_steps=self.p["num_steps"], quantize=self.p["quantize"],
-                compile=self.p["compile"],
+                compile=self.p["compile"], prepack=self.p["prepack"],
                 vision_runtime=self.p["vision_runtime"], expert_runtime=self.p["expert_runtime"],
                 static_cache=self.p["static_cache"], cuda_graph=self.p["cuda_graph"],
                 vlm_path=self.p["vlm_path"], tokenizer_max_length=self.p["tokenizer_max_length"],

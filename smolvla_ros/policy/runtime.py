@@ -6,14 +6,14 @@ step included), and ``prepare_observation_for_inference``. In float32, the defau
 LeRobot, the same observation, instruction and noise therefore give LeRobot's own actions:
 equal on the CPU (the tests compare them exactly); on CUDA, equal up to the GPU kernels'
 own run-to-run nondeterminism. ``dtype`` bfloat16, ``quantize``, fewer ``num_steps``,
-``compile``, ``tf32``, ``vision_runtime`` openvino (smolvla_ros.policy.openvino_vision) and
-``expert_runtime`` openvino (smolvla_ros.policy.openvino_expert) are opt-in departures from
-LeRobot (bench/fast_modes.py measures how far each goes, and how much
-faster). ``static_cache`` and ``cuda_graph`` run the denoising loop our way
-(smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's order: on the CPU its
-actions equal LeRobot's exactly. This module only chooses the device and those modes, names
-the cameras (smolvla_ros.policy.cameras), makes moved or offline checkpoints loadable, and
-reports what it did.
+``compile``, ``tf32``, ``prepack`` (smolvla_ros.policy.packed_linear), ``vision_runtime``
+openvino (smolvla_ros.policy.openvino_vision) and ``expert_runtime`` openvino
+(smolvla_ros.policy.openvino_expert) are opt-in departures from LeRobot (bench/fast_modes.py
+measures how far each goes, and how much faster). ``static_cache`` and ``cuda_graph`` run the
+denoising loop our way (smolvla_ros.policy.static_expert) with LeRobot's modules in LeRobot's
+order: on the CPU its actions equal LeRobot's exactly. This module only chooses the device and
+those modes, names the cameras (smolvla_ros.policy.cameras), makes moved or offline
+checkpoints loadable, and reports what it did.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class PolicyRuntimeConfig:
     num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
     quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
     compile: bool = False  # torch.compile the vision encoder, and static_cache's prefix pass and step
+    prepack: bool = False  # Linear weights laid out once for oneDNN's product (CPU; policy.packed_linear)
     tf32: bool = False  # float32 matrix products on TF32 tensor cores (CUDA), as lerobot-eval runs
     vision_runtime: str = "torch"  # openvino: the vision encoder on OpenVINO (CPU)
     expert_runtime: str = "torch"  # openvino: static_cache's flow step on OpenVINO (CPU)
@@ -229,7 +230,7 @@ class PolicyRuntime:
         self.load_time_s = time.perf_counter() - started
 
     def _apply_speed_ups(self, config: PolicyRuntimeConfig) -> None:
-        """dtype, tf32, num_steps, quantize, compile, vision_runtime, expert_runtime,
+        """dtype, tf32, num_steps, quantize, compile, prepack, vision_runtime, expert_runtime,
         static_cache, cuda_graph: see PolicyRuntimeConfig. ``mode`` names them."""
         import torch
 
@@ -243,6 +244,15 @@ class PolicyRuntime:
         for name in ("cuda_graph", "tf32"):
             if getattr(config, name) and not self.device.startswith("cuda"):
                 raise PolicyLoadError(f"{name} needs a CUDA device, not '{self.device}'")
+        if config.prepack:
+            from smolvla_ros.policy import packed_linear
+
+            if self.device != "cpu" or config.compile:
+                raise PolicyLoadError("prepack needs device cpu and compile off (got device "
+                                      f"{self.device}, compile {'on' if config.compile else 'off'})")
+            if not packed_linear.available():
+                raise PolicyLoadError("prepack needs a torch built with oneDNN (mkldnn); this "
+                                      "one is not")
         if config.vision_runtime not in VISION_RUNTIMES:
             raise PolicyLoadError(f"vision_runtime '{config.vision_runtime}': expected "
                                   f"{' or '.join(VISION_RUNTIMES)}")
@@ -287,6 +297,8 @@ class PolicyRuntime:
             with warnings.catch_warnings():  # deprecated for torchao (not a dependency); in torch 2.11
                 warnings.simplefilter("ignore", DeprecationWarning)
                 quantize_dynamic(model.vlm_with_expert, names, dtype=torch.qint8, inplace=True)
+        if config.prepack:  # after the cast and int8: the weights that multiply
+            self._prepack(model, openvino, expert_openvino)
         self._graphed_vision = None
         if config.cuda_graph:  # its image embedding is compiled with compile, not the module
             from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
@@ -317,6 +329,8 @@ class PolicyRuntime:
             parts.append("TF32 matmuls")
         if config.quantize != "none":
             parts.append(f"{config.quantize} linear")
+        if config.prepack:
+            parts.append("prepacked linear")
         parts.append(f"{self.policy.config.num_steps} steps")
         if config.compile:
             parts.append("vision, prefix and steps compiled" if self._static_expert is not None
@@ -328,6 +342,21 @@ class PolicyRuntime:
         elif config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
+
+    @staticmethod
+    def _prepack(model, openvino: bool, expert_openvino: bool) -> None:
+        """Every Linear layer torch still runs (not those OpenVINO runs instead)."""
+        from smolvla_ros.policy import packed_linear
+
+        vlm_with_expert = model.vlm_with_expert
+        skip = []
+        if openvino:
+            skip += [vlm_with_expert.get_vlm_model().vision_model,
+                     vlm_with_expert.get_vlm_model().connector]
+        if expert_openvino:  # the step's graph holds the expert and the action projections
+            skip += [vlm_with_expert.lm_expert, model.action_in_proj, model.action_out_proj,
+                     model.action_time_mlp_in, model.action_time_mlp_out]
+        packed_linear.prepack(model, tuple(skip))
 
     def _graph_cache(self, model):
         """Where the OpenVINO graphs of this very model are kept between loads."""
