@@ -887,6 +887,23 @@ def test_prepack_with_real_time_chunking_differentiates_through_the_dense_weight
     np.testing.assert_allclose(chunks[1], chunks[0], rtol=0, atol=1e-3)
 
 
+def test_prepack_with_int8_packs_the_layers_left_in_float32(tiny_checkpoint, runtime):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    fast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", prepack=True,
+                                             quantize="int8"))
+    assert fast.mode == "float32, int8 linear, prepacked linear, 10 steps"
+    packed, dense = packed_and_dense(fast.policy.model)
+    assert not dense and any(".self_attn." in name for name in packed)  # LeRobot reads their dtype
+    assert any(isinstance(m, DynamicInt8Linear) for m in fast.policy.model.modules())
+    images, state = observation()
+    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
+    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    int8 = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", quantize="int8"))
+    alone = int8.infer(images, state, "pick up the cube", noise=int8.make_noise(7))
+    assert np.abs(ours - exact).max() <= 2 * np.abs(alone - exact).max()  # int8's deviation
+
+
 @pytest.mark.parametrize("compile, onednn, message", [
     (True, True, r"prepack needs device cpu and compile off \(got device cpu, compile on\)"),
     (False, False, r"prepack needs a torch built with oneDNN \(mkldnn\); this one is not"),
