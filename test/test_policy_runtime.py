@@ -770,6 +770,28 @@ def test_openvino_expert_gives_lerobots_actions_within_rounding(request, fixture
         assert not np.array_equal(ours, theirs.astype(np.float64))  # OpenVINO's, not torch's
 
 
+def deviations(fast, runtime, checkpoint, **changes) -> tuple[float, float]:
+    """max |Δ| from float32 (``runtime``) of ``fast``'s actions and of torch's with ``changes``
+    (e.g. bfloat16 in torch), on the same observation and noise."""
+    images, state = observation()
+    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    other = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu", **changes))
+    return tuple(float(np.abs(policy.infer(images, state, "pick up the cube",
+                                           noise=policy.make_noise(7)) - exact).max())
+                 for policy in (fast, other))
+
+
+def guided_chunk(checkpoint, **changes) -> tuple[np.ndarray, str]:
+    """A chunk guided by real-time chunking toward the last one's unexecuted actions, and the
+    mode it ran in."""
+    images, state = observation()
+    policy = PolicyRuntime(PolicyRuntimeConfig(str(checkpoint), device="cpu", **changes))
+    policy.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
+    policy.infer(images, state, "pick up the cube", noise=policy.make_noise(1))
+    return policy.infer(images, state, "pick up the cube", noise=policy.make_noise(2),
+                        rtc_prefix=policy.last_model_actions[20:30], rtc_delay=3), policy.mode
+
+
 def test_openvino_expert_in_bfloat16_with_openvino_vision(tiny_checkpoint, runtime):
     """bfloat16's prefix pass in torch, the step in OpenVINO's bf16 (f32 where the CPU has
     none), the images through OpenVINO too: LeRobot's actions within bfloat16's rounding."""
@@ -779,26 +801,16 @@ def test_openvino_expert_in_bfloat16_with_openvino_vision(tiny_checkpoint, runti
     precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
     assert fast.mode == (f"bfloat16, 10 steps, OpenVINO vision{precision}, "
                          f"OpenVINO expert{precision}")
-    images, state = observation()
-    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
-    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
-    cast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", dtype="bfloat16"))
-    torch_bf16 = cast.infer(images, state, "pick up the cube", noise=cast.make_noise(7))
-    assert 0 < np.abs(ours - exact).max() <= 2 * np.abs(torch_bf16 - exact).max()
+    ours, torch_bf16 = deviations(fast, runtime, tiny_checkpoint, dtype="bfloat16")
+    assert 0 < ours <= 2 * torch_bf16
 
 
 def test_openvino_expert_leaves_real_time_chunking_to_lerobots_loop(tiny_checkpoint):
-    images, state = observation()
-    chunks = []
-    for expert_runtime in ("torch", "openvino"):  # RTC guidance needs autograd through LeRobot's steps
-        policy = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
-                                                   expert_runtime=expert_runtime))
-        policy.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
-        policy.infer(images, state, "pick up the cube", noise=policy.make_noise(1))
-        chunks.append(policy.infer(images, state, "pick up the cube", noise=policy.make_noise(2),
-                                   rtc_prefix=policy.last_model_actions[20:30], rtc_delay=3))
-    assert policy.mode == "float32, 10 steps, OpenVINO expert (RTC: LeRobot's loop)"
-    np.testing.assert_array_equal(chunks[1], chunks[0])
+    # RTC's guidance needs autograd through LeRobot's steps
+    theirs, _ = guided_chunk(tiny_checkpoint)
+    ours, mode = guided_chunk(tiny_checkpoint, expert_runtime="openvino")
+    assert mode == "float32, 10 steps, OpenVINO expert (RTC: LeRobot's loop)"
+    np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -865,26 +877,15 @@ def test_prepack_in_bfloat16_rounds_as_torch_does(tiny_checkpoint, runtime):
     bf16 = {name for name in packed if fast.policy.model.get_submodule(name).weight.dtype
             == torch.bfloat16}
     assert bf16 and any(".lm_expert." in name for name in bf16)  # the cast weights are packed
-    images, state = observation()
-    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
-    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
-    cast = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", dtype="bfloat16"))
-    torch_bf16 = cast.infer(images, state, "pick up the cube", noise=cast.make_noise(7))
-    assert 0 < np.abs(ours - exact).max() <= 2 * np.abs(torch_bf16 - exact).max()
+    ours, torch_bf16 = deviations(fast, runtime, tiny_checkpoint, dtype="bfloat16")
+    assert 0 < ours <= 2 * torch_bf16
 
 
 def test_prepack_with_real_time_chunking_differentiates_through_the_dense_weights(tiny_checkpoint):
-    images, state = observation()
-    chunks = []
-    for prepacked in (False, True):
-        policy = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
-                                                   prepack=prepacked))
-        policy.enable_rtc(execution_horizon=10, max_guidance_weight=10.0)
-        policy.infer(images, state, "pick up the cube", noise=policy.make_noise(1))
-        chunks.append(policy.infer(images, state, "pick up the cube", noise=policy.make_noise(2),
-                                   rtc_prefix=policy.last_model_actions[20:30], rtc_delay=3))
-    assert policy.mode == "float32, prepacked linear, 10 steps"
-    np.testing.assert_allclose(chunks[1], chunks[0], rtol=0, atol=1e-3)
+    theirs, _ = guided_chunk(tiny_checkpoint)
+    ours, mode = guided_chunk(tiny_checkpoint, prepack=True)
+    assert mode == "float32, prepacked linear, 10 steps"
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)
 
 
 def test_prepack_with_int8_packs_the_layers_left_in_float32(tiny_checkpoint, runtime):
@@ -896,12 +897,8 @@ def test_prepack_with_int8_packs_the_layers_left_in_float32(tiny_checkpoint, run
     packed, dense = packed_and_dense(fast.policy.model)
     assert not dense and any(".self_attn." in name for name in packed)  # LeRobot reads their dtype
     assert any(isinstance(m, DynamicInt8Linear) for m in fast.policy.model.modules())
-    images, state = observation()
-    ours = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(7))
-    exact = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
-    int8 = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu", quantize="int8"))
-    alone = int8.infer(images, state, "pick up the cube", noise=int8.make_noise(7))
-    assert np.abs(ours - exact).max() <= 2 * np.abs(alone - exact).max()  # int8's deviation
+    ours, int8_alone = deviations(fast, runtime, tiny_checkpoint, quantize="int8")
+    assert ours <= 2 * int8_alone
 
 
 @pytest.mark.parametrize("compile, onednn, message", [
