@@ -27,13 +27,12 @@ class PackedProduct:
     def __init__(self, linear: torch.nn.Linear):
         self.linear = linear
         self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
+        self.bias = None if linear.bias is None else linear.bias.detach()  # shares its memory
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        linear = self.linear
         if x.requires_grad and torch.is_grad_enabled():  # RTC's guidance: the dense product
-            return torch.nn.functional.linear(x, linear.weight, linear.bias)
-        bias = None if linear.bias is None else linear.bias.detach()
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
+            return torch.nn.functional.linear(x, self.linear.weight, self.linear.bias)
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
 
 def prepack(module: torch.nn.Module, skip: tuple[torch.nn.Module, ...] = ()) -> int:
