@@ -114,11 +114,10 @@ def matmul_rate(dtype: torch.dtype, repeats: int, packed: bool = False) -> tuple
         if dtype == torch.int8:
             a, b = (torch.randint(-128, 128, shape, dtype=dtype) for shape in ((m, k), (k, n)))
             product = functools.partial(torch._int_mm, a, b)
-        elif packed:
-            a, weight = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
-            product = functools.partial(
-                torch.ops.mkldnn._linear_pointwise, a,
-                torch.ops.mkldnn._reorder_linear_weight(weight, None), None, "none", [], "")
+        elif packed:  # the product prepack:=true installs, on a layer of this shape
+            layer = torch.nn.Linear(k, n, bias=False, dtype=dtype).requires_grad_(False)
+            packed_linear.prepack(layer)
+            product = functools.partial(layer, torch.randn(m, k, dtype=dtype))
         else:
             a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
             product = functools.partial(torch.mm, a, b)
