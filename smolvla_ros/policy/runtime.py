@@ -278,6 +278,7 @@ class PolicyRuntime:
         if expert_openvino:  # the same, before the cast
             self._openvino_steps = self._openvino_step(model, graphs)
         self.load_notes += graphs.notes
+        idle = self._run_by_openvino(model, openvino, expert_openvino)  # not quantised or packed
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             model.vlm_with_expert.to(torch.bfloat16)
@@ -289,16 +290,18 @@ class PolicyRuntime:
             # Not the attention projections of the language model and expert: LeRobot reads
             # their weight.dtype, which a quantised Linear does not have. The MLPs (most of
             # the weights) and the whole vision encoder are quantised.
-            # With vision_runtime openvino, torch's vision encoder and connector no longer run.
+            left_out = {id(inner) for outer in idle for inner in outer.modules()}
             names = {name for name, module in model.vlm_with_expert.named_modules()
                      if isinstance(module, torch.nn.Linear)
                      and ("vision_model" in name or ".self_attn." not in name)
-                     and not (openvino and ("vision_model" in name or ".connector." in name))}
+                     and id(module) not in left_out}
             with warnings.catch_warnings():  # deprecated for torchao (not a dependency); in torch 2.11
                 warnings.simplefilter("ignore", DeprecationWarning)
                 quantize_dynamic(model.vlm_with_expert, names, dtype=torch.qint8, inplace=True)
         if config.prepack:  # after the cast and int8: the weights that multiply
-            self._prepack(model, openvino, expert_openvino)
+            from smolvla_ros.policy import packed_linear
+
+            packed_linear.prepack(model, idle)
         self._graphed_vision = None
         if config.cuda_graph:  # its image embedding is compiled with compile, not the module
             from smolvla_ros.policy.graphed_vision import GraphedImageEmbedding
@@ -344,19 +347,17 @@ class PolicyRuntime:
         self._mode = ", ".join(parts)
 
     @staticmethod
-    def _prepack(model, openvino: bool, expert_openvino: bool) -> None:
-        """Every Linear layer torch still runs (not those OpenVINO runs instead)."""
-        from smolvla_ros.policy import packed_linear
-
+    def _run_by_openvino(model, openvino: bool, expert_openvino: bool) -> tuple:
+        """The modules torch no longer runs: OpenVINO's graphs run them instead."""
         vlm_with_expert = model.vlm_with_expert
-        skip = []
-        if openvino:
-            skip += [vlm_with_expert.get_vlm_model().vision_model,
+        idle = []
+        if openvino:  # the image embedding: encoder and connector
+            idle += [vlm_with_expert.get_vlm_model().vision_model,
                      vlm_with_expert.get_vlm_model().connector]
         if expert_openvino:  # the step's graph holds the expert and the action projections
-            skip += [vlm_with_expert.lm_expert, model.action_in_proj, model.action_out_proj,
+            idle += [vlm_with_expert.lm_expert, model.action_in_proj, model.action_out_proj,
                      model.action_time_mlp_in, model.action_time_mlp_out]
-        packed_linear.prepack(model, tuple(skip))
+        return tuple(idle)
 
     def _graph_cache(self, model):
         """Where the OpenVINO graphs of this very model are kept between loads."""
