@@ -739,6 +739,21 @@ def test_openvino_runtimes_without_openvino_say_what_to_install(tiny_checkpoint,
                                           **{parameter: "openvino"}))
 
 
+def beside_lerobots(fast, checkpoint, cameras_left_out=(), num_steps=0):
+    """(ours, LeRobot's) actions for two observations, instructions of different lengths, as
+    a LeRobot user feeds them to its direct call."""
+    rng = np.random.default_rng(3)
+    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
+        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                  for name in fast.camera_names if name not in cameras_left_out}
+        state = rng.normal(size=6) * 20
+        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
+        fed = {fast._image_key[name].removeprefix("observation.images."): image
+               for name, image in images.items()}
+        yield ours, lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed),
+                                   num_steps=num_steps or None)
+
+
 @pytest.mark.parametrize("fixture, cameras_left_out, num_steps", [
     ("tiny_checkpoint", (), 0),
     ("base_like_checkpoint", ("camera3",), 4),  # smolvla_base's features, a camera missing
@@ -756,16 +771,7 @@ def test_openvino_expert_gives_lerobots_actions_within_rounding(request, fixture
                                              num_steps=num_steps))
     assert fast.mode == f"float32, {num_steps or 10} steps, OpenVINO expert"
     assert isinstance(fast._static_expert._step, OpenVINOSteps)  # the static loop calls ours
-    rng = np.random.default_rng(3)
-    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
-        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-                  for name in fast.camera_names if name not in cameras_left_out}
-        state = rng.normal(size=6) * 20
-        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
-        fed = {fast._image_key[name].removeprefix("observation.images."): image
-               for name, image in images.items()}  # as a LeRobot user feeds them
-        theirs = lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed),
-                                num_steps=num_steps or None)
+    for ours, theirs in beside_lerobots(fast, checkpoint, cameras_left_out, num_steps):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # float32 rounding only
         assert not np.array_equal(ours, theirs.astype(np.float64))  # OpenVINO's, not torch's
 
@@ -854,16 +860,8 @@ def test_prepack_gives_lerobots_actions_within_rounding(request, fixture, change
     packed, dense = packed_and_dense(fast.policy.model)
     assert packed and all(any(part in name for part in left_dense) for name in dense)
     assert not any(any(part in name for part in left_dense) for name in packed)
-    rng = np.random.default_rng(3)
     differs = False
-    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
-        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-                  for name in fast.camera_names if name != "camera3"}  # base-like: one left out
-        state = rng.normal(size=6) * 20
-        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
-        fed = {fast._image_key[name].removeprefix("observation.images."): image
-               for name, image in images.items()}  # as a LeRobot user feeds them
-        theirs = lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed))
+    for ours, theirs in beside_lerobots(fast, checkpoint, ("camera3",)):  # base-like: one left out
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3)  # float32 rounding only
         differs |= not np.array_equal(ours, theirs.astype(np.float64))
     assert differs  # oneDNN's sums, not torch's
