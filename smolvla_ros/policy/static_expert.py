@@ -84,8 +84,8 @@ class StaticExpert:
         if compile:
             # Inductor fuses each layer's norms, RoPE, softmax, activations and residuals into
             # a few kernels: a replayed graph is bound by how many kernels it holds. (On a
-            # CPU, bound by its matrix products, it gained nothing: README.) Compiled on the
-            # first chunk of each shape; on CUDA, in the capture's warm-up.
+            # CPU it gains in bfloat16 only, where the runtime freezes the weights: README.)
+            # Compiled on the first chunk of each shape; on CUDA, in the capture's warm-up.
             self._eager = self._prefix_pass, self._step  # what a failed capture falls back to
             self._prefix_pass = torch.compile(self._prefix_pass, dynamic=False)
             self._step = torch.compile(self._step, dynamic=False)
