@@ -352,6 +352,8 @@ def test_compiled_on_a_cpu_freezes_the_weights_in_bfloat16_only(tiny_checkpoint,
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-3 if dtype == "float32" else 0.5)
         assert torch._inductor.config.freezing is False
     frozen = dtype == "bfloat16"
+    assert compiled.mode == (f"{dtype}, 10 steps, vision, prefix and steps compiled"
+                             f"{' (weights frozen)' if frozen else ''}, static cache")
     assert seen == [frozen] * 2
     packed = counters["inductor"]["mkldnn_linear_weight_pack_matcher_count"]
     assert (packed > 0) == frozen, dict(counters["inductor"])

@@ -336,8 +336,8 @@ class PolicyRuntime:
             parts.append("prepacked linear")
         parts.append(f"{self.policy.config.num_steps} steps")
         if config.compile:
-            parts.append("vision, prefix and steps compiled" if self._static_expert is not None
-                         else "vision compiled")
+            parts.append(("vision, prefix and steps compiled" if self._static_expert is not None
+                          else "vision compiled") + (" (weights frozen)" if self._frozen else ""))
         if openvino:
             parts.append(f"OpenVINO vision{self._openvino.precision_note}")
         if expert_openvino:
@@ -492,9 +492,13 @@ class PolicyRuntime:
         there."""
         import torch
 
-        if not (self.config.compile and self.dtype == "bfloat16" and self.device == "cpu"):
+        if not self._frozen:
             return contextlib.nullcontext()
         return torch._inductor.config.patch(freezing=True)
+
+    @property
+    def _frozen(self) -> bool:
+        return self.config.compile and self.dtype == "bfloat16" and self.device == "cpu"
 
     def warm_up(self) -> float:
         """One inference on blank inputs (first calls are slow); returns its seconds."""
