@@ -44,6 +44,21 @@ def lerobot_direct(checkpoint, images, state, task, noise, num_steps=None):
     return postprocess(policy.predict_action_chunk(preprocess(frame), noise=noise))[0].numpy()
 
 
+def beside_lerobots(fast, checkpoint, cameras_left_out=(), num_steps=0):
+    """(ours, LeRobot's) actions for two observations, instructions of different lengths, as
+    a LeRobot user feeds them to its direct call."""
+    rng = np.random.default_rng(3)
+    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
+        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                  for name in fast.camera_names if name not in cameras_left_out}
+        state = rng.normal(size=6) * 20
+        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
+        fed = {fast._image_key[name].removeprefix("observation.images."): image
+               for name, image in images.items()}
+        yield ours, lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed),
+                                   num_steps=num_steps or None)
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"))])
 def test_images_sent_as_bytes_give_lerobots_frame_exactly(device):
@@ -243,16 +258,8 @@ def test_static_cache_gives_lerobots_actions_exactly(request, fixture, cameras_l
                                                num_steps=num_steps))
     assert static.mode == f"float32, {num_steps or 10} steps, static cache"
     assert isinstance(static.policy.model.sample_actions.__self__, StaticExpert)  # our loop runs
-    rng = np.random.default_rng(3)
-    for seed in (7, 8):  # the second chunk reuses nothing stale from the first
-        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-                  for name in static.camera_names if name not in cameras_left_out}
-        state = rng.normal(size=6) * 20
-        ours = static.infer(images, state, "pick up the cube", noise=static.make_noise(seed))
-        fed = {static._image_key[name].removeprefix("observation.images."): image
-               for name, image in images.items()}  # as a LeRobot user feeds them
-        theirs = lerobot_direct(checkpoint, fed, state, "pick up the cube",
-                                static.make_noise(seed), num_steps=num_steps or None)
+    # the second chunk reuses nothing stale from the first
+    for ours, theirs in beside_lerobots(static, checkpoint, cameras_left_out, num_steps):
         np.testing.assert_array_equal(ours, theirs.astype(np.float64))
 
 
@@ -672,14 +679,7 @@ def test_openvino_vision_gives_lerobots_actions_within_rounding(request, fixture
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0,
                                atol=1e-5 * float(theirs.abs().max()))
-    rng = np.random.default_rng(5)
-    for seed in (7, 8):
-        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for name in fast.camera_names}
-        state = rng.normal(size=6) * 20
-        actions = fast.infer(images, state, "pick up the cube", noise=fast.make_noise(seed))
-        fed = {fast._image_key[name].removeprefix("observation.images."): image
-               for name, image in images.items()}  # as a LeRobot user feeds them
-        exact = lerobot_direct(checkpoint, fed, state, "pick up the cube", fast.make_noise(seed))
+    for actions, exact in beside_lerobots(fast, checkpoint):
         np.testing.assert_allclose(actions, exact, rtol=0, atol=1e-3)  # float32 rounding only
 
 
@@ -769,21 +769,6 @@ def test_openvino_runtimes_without_openvino_say_what_to_install(tiny_checkpoint,
     with pytest.raises(PolicyLoadError, match=f"{parameter} openvino needs the openvino package"):
         PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu",
                                           **{parameter: "openvino"}))
-
-
-def beside_lerobots(fast, checkpoint, cameras_left_out=(), num_steps=0):
-    """(ours, LeRobot's) actions for two observations, instructions of different lengths, as
-    a LeRobot user feeds them to its direct call."""
-    rng = np.random.default_rng(3)
-    for seed, task in ((7, "pick up the cube"), (8, "put the red block in the blue box please")):
-        images = {name: rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-                  for name in fast.camera_names if name not in cameras_left_out}
-        state = rng.normal(size=6) * 20
-        ours = fast.infer(images, state, task, noise=fast.make_noise(seed))
-        fed = {fast._image_key[name].removeprefix("observation.images."): image
-               for name, image in images.items()}
-        yield ours, lerobot_direct(checkpoint, fed, state, task, fast.make_noise(seed),
-                                   num_steps=num_steps or None)
 
 
 @pytest.mark.parametrize("fixture, cameras_left_out, num_steps", [
