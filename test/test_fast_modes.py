@@ -7,8 +7,11 @@ import re
 import subprocess
 import sys
 
+import torch
 from conftest import REPO_ROOT, ros_env
 from test_policy_runtime import openvino_has_bf16
+
+from smolvla_ros.policy import packed_linear
 
 
 def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
@@ -104,3 +107,19 @@ def test_chunk_flops_prints_the_floor_for_each_dtype():
         assert re.search(rf"^{dtype}: matrix product best \d+ GFLOP/s .* beats x[\d.]+ over "
                          r"LeRobot's call here at these steps$", result.stdout, re.MULTILINE), \
             result.stdout
+
+
+def test_packed_products_times_each_way_against_torchs_linear():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "packed_products.py"), "--repeats", "1"],
+        env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = re.findall(r"^(float32|bfloat16) (.+?) (\d+)x(\d+) @ \d+x(\d+): (.+)$",
+                      result.stdout, re.MULTILINE)
+    assert len(rows) == 10, result.stdout  # five shapes, two dtypes
+    for dtype, _where, _tokens, _inputs, _outputs, cells in rows:
+        ways = re.findall(r"([A-Za-z ]+?) (\d+) \(x([\d.]+)\)(?:, |$)", cells)
+        names = [name for name, _, _ in ways]
+        assert names[0] == "torch Linear" and float(ways[0][2]) == 1.0, cells
+        assert ("oneDNN packed" in names) == packed_linear.available(), cells
+        assert ("MKL packed" in names) == (dtype == "float32" and torch._C.has_mkl), cells
