@@ -487,11 +487,10 @@ class PolicyRuntime:
         Measured on the full-size model, alternating in one process: 2.11-2.15 s a chunk
         frozen against 2.43-2.46 s not; in float32 no gain (4.03-4.12 s frozen against
         3.87-4.35 s), so float32 is left as it was: on x86 inductor packs a float32 weight for
-        MKL's product, which on Zen 4 is no faster than torch's own Linear
-        (bench/packed_products.py), not for oneDNN's, prepack's. Inductor reads the switch while dynamo
-        traces (given to torch.compile's options, it froze nothing), and it is process-wide:
-        so it is set for the call and put back after, as TF32 is. Not on CUDA: not measured
-        there."""
+        MKL's product, not oneDNN's (prepack's), and on Zen 4 MKL's is no faster than torch's
+        own Linear (bench/packed_products.py). Inductor reads the switch while dynamo traces
+        (given to torch.compile's options, it froze nothing), and it is process-wide: so it is
+        set for the call and put back after, as TF32 is. Not on CUDA: not measured there."""
         import torch
 
         if not self._frozen:
