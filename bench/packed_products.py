@@ -34,10 +34,9 @@ def products(tokens: int, inputs: int, outputs: int, dtype: torch.dtype) -> dict
     layer = torch.nn.Linear(inputs, outputs, dtype=dtype).requires_grad_(False)
     x = torch.randn(tokens, inputs, dtype=dtype)
     ways = {"torch Linear": lambda: layer(x)}
-    if packed_linear.available():
-        packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight, None)
-        ways["oneDNN packed"] = lambda: torch.ops.mkldnn._linear_pointwise(
-            x, packed, layer.bias, "none", [], "")
+    if packed_linear.available():  # the product prepack:=true installs
+        packed = packed_linear.PackedProduct(layer)
+        ways["oneDNN packed"] = lambda: packed(x)
     if dtype == torch.float32 and torch._C.has_mkl:
         mkl = torch.ops.mkl._mkl_reorder_linear_weight(layer.weight, tokens)
         ways["MKL packed"] = lambda: torch.ops.mkl._mkl_linear(x, mkl, layer.weight, layer.bias,
