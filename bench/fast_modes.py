@@ -11,7 +11,8 @@ overall, next to the reference's own spread for scale. A mode is a comma list of
 
     float32 | bfloat16       dtype of the VLM + action expert
     tf32                     float32 matrix products on TF32 tensor cores (CUDA only)
-    int8                     dynamic int8 quantisation of their Linear layers (CPU, float32)
+    int8                     int8 Linear weights, activations quantised as they come (CPU):
+                             torch's in float32; with openvino/ovexpert, their graphs' too
     steps=N                  N flow-matching steps instead of the checkpoint's (10)
     compile                  torch.compile of the vision encoder; with static or cudagraph,
                              of the prefix pass and flow step too

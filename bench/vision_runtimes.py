@@ -10,6 +10,8 @@ median of same-round ratios), and max |Δ| of the image tokens against torch flo
     torch fp32 | bf16 | int8     eager; bf16 = the module cast; int8 = dynamic int8 Linear layers
     OV fp32 | OV bf16            OpenVINO as policy_node's vision_runtime openvino runs it
                                  (torch.export, converted); bf16 = its inference precision hint
+    OV i8w fp32 | OV i8w bf16    the same with quantize int8: int8 weights, the activations
+                                 quantised as they come (no calibration)
     ORT fp32                     ONNX Runtime on the torch.onnx (dynamo) export
     OV int8                      OpenVINO on that export after NNCF post-training int8 (weights
                                  and activations, a few calibration images): --nncf-path only
@@ -87,8 +89,9 @@ def torch_variants(module) -> dict:
 
 
 def openvino_variants(owner, size: int) -> dict:
-    """OpenVINO in float32 and with its bf16 hint, made as policy_node's vision_runtime
-    openvino makes it (torch.export of the modules, converted; no ONNX)."""
+    """OpenVINO in float32 and with its bf16 hint, each with float32 and int8 weights, made as
+    policy_node's vision_runtime openvino (and quantize int8) makes it (torch.export of the
+    modules, converted; no ONNX)."""
     import torch
 
     if importlib.util.find_spec("openvino") is None:
@@ -101,7 +104,8 @@ def openvino_variants(owner, size: int) -> dict:
         return lambda x: vision(torch.from_numpy(x)).float().numpy()
 
     no_cache = GraphCache(lambda: "", None)  # converted each time, as measured before the cache
-    return {f"OV {short}": run(OpenVINOVision(owner, size, dtype, THREADS, no_cache))
+    return {f"OV {weights}{short}": run(OpenVINOVision(owner, size, dtype, THREADS, no_cache, int8))
+            for weights, int8 in (("", False), ("i8w ", True))
             for short, dtype in (("fp32", "float32"), ("bf16", "bfloat16"))}
 
 

@@ -168,6 +168,7 @@ def check_fast_modes() -> Check:
         graphs = cache_dir()
         modes.append("vision_runtime openvino (CPU)")
         modes.append("expert_runtime openvino (CPU)")
+        modes.append("quantize int8 on the OpenVINO runtimes (CPU, float32 or bfloat16)")
         modes.append(f"OpenVINO graphs cached in {graphs}" if graphs
                      else "OpenVINO graphs converted at every load (no cache)")
     slow = [] if flags & {"avx512_bf16", "amx_bf16"} or torch.cuda.is_available() else \

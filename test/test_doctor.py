@@ -29,6 +29,7 @@ def test_doctor_passes_in_set_up_environment(tmp_path):
     assert ("prepack (CPU, oneDNN)" in fast) == torch.backends.mkldnn.is_available()
     assert "vision_runtime openvino (CPU)" in fast  # requirements/base.in brings openvino
     assert "expert_runtime openvino (CPU)" in fast
+    assert "quantize int8 on the OpenVINO runtimes (CPU, float32 or bfloat16)" in fast
     assert f"OpenVINO graphs cached in {tmp_path}" in fast
 
 

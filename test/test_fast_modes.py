@@ -19,14 +19,16 @@ def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
         [sys.executable, str(REPO_ROOT / "bench" / "fast_modes.py"), "--observations", "2",
          "--device", "cpu", "--image-size", "48x64", "--mode", "float32", "--mode", "bfloat16,steps=5",
          "--mode", "float32,int8", "--mode", "float32,openvino", "--mode", "float32,ovexpert",
-         "--mode", "float32,prepack"],
+         "--mode", "float32,prepack", "--mode", "bfloat16,int8,openvino"],
         env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {m.group(1).strip(): m.groups()[1:] for m in re.finditer(
-        r"^  ([A-Za-z0-9, ]+?)\s+([\d.]+)\s+([\d.]+)x\s+(\S+)\s", result.stdout, re.MULTILINE)}
+        r"^  ([A-Za-z0-9,():. ]+?)\s+([\d.]+)\s+([\d.]+)x\s+(\S+)\s", result.stdout, re.MULTILINE)}
+    precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
     assert set(rows) == {"float32, 10 steps", "bfloat16, 5 steps", "float32, int8 linear, 10 steps",
                          "float32, 10 steps, OpenVINO vision", "float32, 10 steps, OpenVINO expert",
-                         "float32, prepacked linear, 10 steps"}
+                         "float32, prepacked linear, 10 steps",
+                         f"bfloat16, 10 steps, OpenVINO vision (int8 weights){precision}"}
     assert float(rows["float32, 10 steps"][2]) == 0.0  # PolicyRuntime in float32 is LeRobot's call
     assert all(float(row[2]) > 0 for mode, row in rows.items() if mode != "float32, 10 steps")
     for mode in ("10 steps, OpenVINO vision", "10 steps, OpenVINO expert",
@@ -43,7 +45,7 @@ def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32
         env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {m.group(1): m.groups()[1:] for m in re.finditer(
-        r"^  (torch \w+|ORT \w+|OV \w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)", result.stdout,
+        r"^  (torch \w+|ORT \w+|OV (?:i8w )?\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)", result.stdout,
         re.MULTILINE)}
     assert {"torch fp32", "torch bf16", "torch int8"} <= set(rows)
     assert float(rows["torch fp32"][3]) == 0.0 and float(rows["torch bf16"][3]) > 0
@@ -53,6 +55,8 @@ def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32
     assert float(rows["OV bf16"][3]) <= 2 * float(rows["torch bf16"][3])
     if openvino_has_bf16():
         assert float(rows["OV bf16"][3]) > 1e-4
+    assert {"OV i8w fp32", "OV i8w bf16"} <= set(rows)  # quantize int8's graph
+    assert 0 < float(rows["OV i8w fp32"][3]) <= float(rows["torch int8"][3])
     if "ORT fp32" not in rows:
         assert "not installed" in result.stdout
 

@@ -58,8 +58,9 @@ PARAMETERS = {
                     "them: faster, actions deviate by rounding (bench/fast_modes.py)"),
     "num_steps": (0, "flow-matching steps; 0 = the checkpoint's (10). Fewer is faster and changes "
                      "the actions (bench/fast_modes.py)"),
-    "quantize": ("none", "none; int8 = dynamic int8 Linear layers (CPU, float32): opt-in, actions "
-                         "deviate (bench/fast_modes.py)"),
+    "quantize": ("none", "none; int8 = int8 Linear weights, activations quantised as they come "
+                         "(CPU): torch's in float32, and the OpenVINO runtimes' graphs in either "
+                         "dtype: opt-in, actions deviate (bench/fast_modes.py)"),
     "compile": (False, "torch.compile the vision encoder, and with static_cache or cuda_graph "
                        "the prefix pass and flow step, at load time (slower start; "
                        "bench/fast_modes.py)"),

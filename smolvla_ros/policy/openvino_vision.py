@@ -6,8 +6,9 @@ than torch at the same precision (bench/vision_runtimes.py). The graph is LeRobo
 modules with the checkpoint's weights, taken with ``torch.export`` and converted at load (a
 few seconds), and kept for the next load under a key that a changed checkpoint changes
 (smolvla_ros.policy.openvino_cache). It runs in float32, or in bfloat16 where the policy's
-dtype is bfloat16. Its tokens replace ``embed_image``'s; everything after them (the VLM
-prefix, the action expert) stays LeRobot's, in torch.
+dtype is bfloat16; with ``quantize`` int8 its Linear weights are int8 (``int8_weights``).
+Its tokens replace ``embed_image``'s; everything after them (the VLM prefix, the action
+expert) stays LeRobot's, in torch.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from __future__ import annotations
 import threading
 import warnings
 
+import numpy as np
 import torch
 
 from smolvla_ros.policy.openvino_cache import GraphCache
 
 PRECISION_HINTS = {"float32": "f32", "bfloat16": "bf16"}
+# With int8 weights, OpenVINO's CPU plugin quantises each product's activations on the fly,
+# one scale per this many inputs of a row (0: none, and the weights are turned back into
+# float, as slow as float32). Of 32, 128, 256 and 768 on the full-size vision encoder
+# (README, bench/vision_runtimes.py's 3rd run), 256 was the fastest in bf16 and within noise
+# of 128 in f32; it divides SigLIP's 768 and 3072 and the connector's 12288 inputs.
+INT8_GROUP_SIZE = 256
 
 
 class OpenVINOVisionError(RuntimeError):
@@ -34,7 +42,7 @@ class OpenVINOVision:
     bench/vision_runtimes.py measured it."""
 
     def __init__(self, vlm_with_expert, image_size: int, dtype: str, threads: int,
-                 cache: GraphCache):
+                 cache: GraphCache, int8: bool = False):
         try:
             import openvino
         except ImportError as error:
@@ -55,7 +63,7 @@ class OpenVINOVision:
                 return openvino.convert_model(torch.export.export(encoder, (example,)))
         compiled = compile_converted(cache, "vision", f"{image_size}x{image_size}", graph,
                                      dtype, threads, OpenVINOVisionError, "the vision encoder",
-                                     "vision_runtime")
+                                     "vision_runtime", int8)
         self.image_size = image_size
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
@@ -83,17 +91,27 @@ class OpenVINOVision:
 
 
 def compile_converted(cache: GraphCache, key: str, detail: str, convert, dtype: str,
-                      threads: int, error_type: type, what: str, parameter: str):
+                      threads: int, error_type: type, what: str, parameter: str,
+                      int8: bool = False, keep=()):
     """The graph ``key`` (``detail``: see GraphCache.compiled) from ``cache``, else
-    ``convert()``-ed, compiled for latency in ``dtype``'s precision hint; whatever export,
+    ``convert()``-ed (with ``int8``, its weights made int8 but those in ``keep``: see
+    int8_weights), compiled for latency in ``dtype``'s precision hint; whatever export,
     conversion or compilation raises becomes one ``error_type`` line naming ``what`` and the
     ``parameter`` that avoids it, chained to its cause."""
     import openvino
 
     def compile_graph(graph):
-        return compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads)
+        return compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads,
+                                   INT8_GROUP_SIZE if int8 else 0)
+
+    def converted():
+        graph = convert()
+        if int8:
+            int8_weights(graph, keep)
+        return graph
     try:
-        return cache.compiled(key, detail, convert, compile_graph)
+        return cache.compiled(key, f"{detail} int8" if int8 else detail, converted,
+                              compile_graph)
     except Exception as error:  # export and conversion raise many kinds; the load must say
         first = (str(error).strip().splitlines() or [""])[0]
         raise error_type(  # chained: the whole of it stays in the traceback
@@ -110,12 +128,49 @@ def chosen_precision(compiled, dtype: str) -> tuple[str, str]:
         f" ({precision}: this CPU has no {dtype})"
 
 
-def compile_for_latency(core, model, precision: str, threads: int):
+def compile_for_latency(core, model, precision: str, threads: int, group_size: int = 0):
     """``model`` compiled for the CPU as a policy runs it: one image at a time, on ``threads``
-    threads, in ``precision`` (an OpenVINO hint: f32, bf16)."""
-    return core.compile_model(model, "CPU", {
-        "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
-        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+    threads, in ``precision`` (an OpenVINO hint: f32, bf16); the activations of its int8
+    weights' products quantised per ``group_size`` inputs (0: no int8 weights)."""
+    settings = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
+                "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if group_size:
+        settings["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = group_size
+    return core.compile_model(model, "CPU", settings)
+
+
+def int8_weights(graph, keep=()) -> int:
+    """Each product of ``graph`` by a constant float32 matrix (a Linear layer's weight) made
+    a product by int8 weights, one scale per output channel (symmetric, round to nearest),
+    in the form OpenVINO's CPU plugin reads as compressed weights: int8 constant -> Convert
+    -> Multiply by the scales. It multiplies them in int8, quantising the activations as
+    they come (``compile_for_latency``'s group size), so no calibration images are needed;
+    the products of activations by activations (attention) stay in the graph's precision,
+    and so do the weights equal to one in ``keep`` (float32 tensors, either orientation).
+    Returns how many weights were made int8."""
+    from openvino import opset13
+
+    kept = [k.detach().float().numpy() for k in keep]
+    count = 0
+    for node in graph.get_ordered_ops():
+        weight = node.input_value(1).get_node() if node.get_type_name() == "MatMul" else None
+        if weight is None or weight.get_type_name() != "Constant":
+            continue
+        values = weight.get_data()
+        if values.ndim != 2 or values.dtype != np.float32 or any(
+                np.array_equal(values, k) or np.array_equal(values, k.T) for k in kept):
+            continue
+        # A Linear's weight is (out, in), multiplied transposed; else (in, out).
+        inputs_axis = 1 if node.get_transpose_b() else 0
+        scales = np.abs(values).max(axis=inputs_axis, keepdims=True) / 127
+        scales[scales == 0] = 1  # an all-zero channel stays zero
+        int8 = np.clip(np.rint(values / scales), -127, 127).astype(np.int8)
+        restored = opset13.multiply(opset13.convert(opset13.constant(int8), "f32"),
+                                    opset13.constant(scales.astype(np.float32)))
+        node.input(1).replace_source_output(restored.output(0))
+        count += 1
+    graph.validate_nodes_and_infer_types()
+    return count
 
 
 class VisionEncoder(torch.nn.Module):

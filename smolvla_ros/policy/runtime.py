@@ -51,7 +51,9 @@ class PolicyRuntimeConfig:
     # Opt-in speed-ups, each a departure from LeRobot's actions (bench/fast_modes.py measures
     # how far): all off by default.
     num_steps: int = 0  # flow-matching steps; 0 = the checkpoint's (10 for SmolVLA)
-    quantize: str = "none"  # int8: dynamic int8 quantisation of the Linear layers (CPU)
+    # int8: Linear layers multiply int8 weights by activations quantised as they come (CPU):
+    # torch's dynamic int8 in float32, and the OpenVINO graphs' weights in either dtype.
+    quantize: str = "none"
     compile: bool = False  # torch.compile the vision encoder, and static_cache's prefix pass and step
     prepack: bool = False  # Linear weights laid out once for oneDNN's product (CPU; policy.packed_linear)
     tf32: bool = False  # float32 matrix products on TF32 tensor cores (CUDA), as lerobot-eval runs
@@ -236,9 +238,8 @@ class PolicyRuntime:
 
         if config.quantize not in QUANTIZE:
             raise PolicyLoadError(f"quantize '{config.quantize}': expected {' or '.join(QUANTIZE)}")
-        if config.quantize == "int8" and (self.dtype != "float32" or self.device != "cpu"):
-            raise PolicyLoadError("quantize int8 runs float32 models on the CPU (dtype float32, "
-                                  f"device cpu), not {self.dtype} on {self.device}")
+        if config.quantize == "int8" and self.device != "cpu":
+            raise PolicyLoadError(f"quantize int8 runs on the CPU (device cpu), not {self.device}")
         if config.num_steps < 0:
             raise PolicyLoadError(f"num_steps {config.num_steps}: expected 0 (the checkpoint's) or more")
         for name in ("cuda_graph", "tf32"):
@@ -264,25 +265,32 @@ class PolicyRuntime:
             raise PolicyLoadError(f"expert_runtime '{config.expert_runtime}': expected "
                                   f"{' or '.join(EXPERT_RUNTIMES)}")
         expert_openvino = config.expert_runtime == "openvino"
-        if expert_openvino and (self.device != "cpu" or config.quantize != "none" or config.compile):
-            raise PolicyLoadError("expert_runtime openvino needs device cpu, quantize none and "
-                                  f"compile off (got device {self.device}, quantize "
-                                  f"{config.quantize}, compile {'on' if config.compile else 'off'})")
+        if expert_openvino and (self.device != "cpu" or config.compile):
+            raise PolicyLoadError("expert_runtime openvino needs device cpu and compile off (got "
+                                  f"device {self.device}, compile {'on' if config.compile else 'off'})")
+        # torch's dynamic int8 multiplies float32 activations only; OpenVINO's int8 weights
+        # take bfloat16 ones too.
+        torch_int8 = config.quantize == "int8" and self.dtype == "float32"
+        if config.quantize == "int8" and not torch_int8 and not (openvino or expert_openvino):
+            raise PolicyLoadError("quantize int8 in bfloat16 makes OpenVINO's weights int8 only: "
+                                  "it needs vision_runtime or expert_runtime openvino (torch's "
+                                  "dynamic int8 runs dtype float32)")
         model = self.policy.model
         if config.num_steps:
             self.policy.config.num_steps = config.num_steps
         graphs = self._graph_cache(model)  # hashes the model only if a graph is asked for
+        int8 = config.quantize == "int8"
         if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
-            self._install_openvino(model, graphs)
+            self._install_openvino(model, graphs, int8)
         self._openvino_steps = None
         if expert_openvino:  # the same, before the cast
-            self._openvino_steps = self._openvino_step(model, graphs)
+            self._openvino_steps = self._openvino_step(model, graphs, int8)
         self.load_notes += graphs.notes
         idle = self._run_by_openvino(model, openvino, expert_openvino)  # not quantised or packed
         if self.dtype == "bfloat16":
             # Casting the whole policy breaks (its noise stays float32): cast the VLM + expert.
             model.vlm_with_expert.to(torch.bfloat16)
-        if config.quantize == "int8":
+        if torch_int8:
             import warnings
 
             from torch.ao.quantization import quantize_dynamic
@@ -330,18 +338,19 @@ class PolicyRuntime:
         parts = [self.dtype]
         if config.tf32:
             parts.append("TF32 matmuls")
-        if config.quantize != "none":
-            parts.append(f"{config.quantize} linear")
+        if torch_int8:
+            parts.append("int8 linear")
         if config.prepack:
             parts.append("prepacked linear")
         parts.append(f"{self.policy.config.num_steps} steps")
         if config.compile:
             parts.append(("vision, prefix and steps compiled" if self._static_expert is not None
                           else "vision compiled") + (" (weights frozen)" if self._frozen else ""))
+        int8_graphs = " (int8 weights)" if int8 else ""
         if openvino:
-            parts.append(f"OpenVINO vision{self._openvino.precision_note}")
+            parts.append(f"OpenVINO vision{int8_graphs}{self._openvino.precision_note}")
         if expert_openvino:
-            parts.append(f"OpenVINO expert{self._openvino_steps.precision_note}")
+            parts.append(f"OpenVINO expert{int8_graphs}{self._openvino_steps.precision_note}")
         elif config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
@@ -365,17 +374,17 @@ class PolicyRuntime:
 
         return GraphCache(lambda: model_fingerprint(model, self.policy.config), cache_dir())
 
-    def _openvino_step(self, model, graphs):
+    def _openvino_step(self, model, graphs, int8: bool):
         import torch
 
         from smolvla_ros.policy.openvino_expert import OpenVINOExpertError, OpenVINOSteps
 
         try:
-            return OpenVINOSteps(model, self.dtype, torch.get_num_threads(), graphs)
+            return OpenVINOSteps(model, self.dtype, torch.get_num_threads(), graphs, int8)
         except (OpenVINOExpertError, ValueError) as error:
             raise PolicyLoadError(str(error)) from error
 
-    def _install_openvino(self, model, graphs) -> None:
+    def _install_openvino(self, model, graphs, int8: bool) -> None:
         import torch
 
         from smolvla_ros.policy.openvino_vision import OpenVINOVision, OpenVINOVisionError
@@ -386,7 +395,7 @@ class PolicyRuntime:
                                   f"to one square size (resize_imgs_with_padding is {size})")
         try:
             self._openvino = OpenVINOVision(model.vlm_with_expert, size[0], self.dtype,
-                                            torch.get_num_threads(), graphs)
+                                            torch.get_num_threads(), graphs, int8)
         except OpenVINOVisionError as error:
             raise PolicyLoadError(str(error)) from error
         self._openvino.install()
