@@ -238,7 +238,8 @@ class PolicyRuntime:
 
         if config.quantize not in QUANTIZE:
             raise PolicyLoadError(f"quantize '{config.quantize}': expected {' or '.join(QUANTIZE)}")
-        if config.quantize == "int8" and self.device != "cpu":
+        int8 = config.quantize == "int8"
+        if int8 and self.device != "cpu":
             raise PolicyLoadError(f"quantize int8 runs on the CPU (device cpu), not {self.device}")
         if config.num_steps < 0:
             raise PolicyLoadError(f"num_steps {config.num_steps}: expected 0 (the checkpoint's) or more")
@@ -270,8 +271,8 @@ class PolicyRuntime:
                                   f"device {self.device}, compile {'on' if config.compile else 'off'})")
         # torch's dynamic int8 multiplies float32 activations only; OpenVINO's int8 weights
         # take bfloat16 ones too.
-        torch_int8 = config.quantize == "int8" and self.dtype == "float32"
-        if config.quantize == "int8" and not torch_int8 and not (openvino or expert_openvino):
+        torch_int8 = int8 and self.dtype == "float32"
+        if int8 and not torch_int8 and not (openvino or expert_openvino):
             raise PolicyLoadError("quantize int8 in bfloat16 makes OpenVINO's weights int8 only: "
                                   "it needs vision_runtime or expert_runtime openvino (torch's "
                                   "dynamic int8 runs dtype float32)")
@@ -279,7 +280,6 @@ class PolicyRuntime:
         if config.num_steps:
             self.policy.config.num_steps = config.num_steps
         graphs = self._graph_cache(model)  # hashes the model only if a graph is asked for
-        int8 = config.quantize == "int8"
         if openvino:  # first: its graph is made from the float32 weights (openvino_vision)
             self._install_openvino(model, graphs, int8)
         self._openvino_steps = None
