@@ -5,8 +5,6 @@ graph reads back int8; the actions stay as close to LeRobot's as torch's own int
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,8 @@ from test_openvino_cache import cache, folders, load  # noqa: F401 (cache: a fix
 from test_policy_runtime import observation, openvino_has_bf16
 
 from smolvla_ros.policy.openvino_expert import float32_projections
-from smolvla_ros.policy.openvino_vision import INT8_GROUP_SIZE, compile_for_latency, int8_weights
+from smolvla_ros.policy.openvino_vision import (INT8_GROUP_SIZE, compile_for_latency,
+                                                exported_graph, int8_weights)
 from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
 
 
@@ -28,15 +27,6 @@ class TwoLinears(torch.nn.Module):
     def forward(self, x):
         hidden = self.down(torch.nn.functional.gelu(self.up(x)))
         return hidden @ hidden.transpose(-1, -2)
-
-
-def converted(module, example):
-    import openvino
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return openvino.convert_model(torch.export.export(module, (example,)))
 
 
 def runtime_products(compiled) -> list[tuple[str, str]]:
@@ -56,7 +46,7 @@ def test_int8_weights_are_what_openvino_multiplies_and_only_the_weights():
     module, example = TwoLinears().eval(), torch.randn(1, 32, 64)
     with torch.no_grad():
         exact = module(example).numpy()
-    graph = converted(module, example)
+    graph = exported_graph(module, example)
     assert int8_weights(graph, keep=[]) == 2  # up and down; not hidden @ hidden.T
     compiled = compile_for_latency(openvino.Core(), graph, "f32", 2, INT8_GROUP_SIZE)
     assert sorted(runtime_products(compiled)) == [("FullyConnected", "i8"),
@@ -69,7 +59,7 @@ def test_int8_weights_are_what_openvino_multiplies_and_only_the_weights():
 def test_weights_kept_stay_float32_in_either_orientation():
     torch.manual_seed(0)
     module, example = TwoLinears().eval(), torch.randn(1, 32, 64)
-    graph = converted(module, example)
+    graph = exported_graph(module, example)
     assert int8_weights(graph, keep=[module.down.weight.T]) == 1
     float_weights = [node.input_value(1).get_node().get_data() for node in graph.get_ordered_ops()
                      if node.get_type_name() == "MatMul"

@@ -44,7 +44,7 @@ class OpenVINOVision:
     def __init__(self, vlm_with_expert, image_size: int, dtype: str, threads: int,
                  cache: GraphCache, int8: bool = False):
         try:
-            import openvino
+            import openvino  # noqa: F401 (here: the error below says what to install)
         except ImportError as error:
             raise OpenVINOVisionError(
                 f"vision_runtime openvino needs the openvino package ({error}); "
@@ -53,17 +53,10 @@ class OpenVINOVision:
         vlm = vlm_with_expert.get_vlm_model()
         encoder = VisionEncoder(vlm.vision_model, vlm.connector).eval()
         example = torch.zeros(1, 3, image_size, image_size, dtype=torch.float32)
-
-        def graph():
-            # torch.export and OpenVINO's converter warn about each other's deprecated internals
-            # (torch 2.11, openvino 2026.4): nothing a user can act on.
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return openvino.convert_model(torch.export.export(encoder, (example,)))
-        compiled = compile_converted(cache, "vision", f"{image_size}x{image_size}", graph,
-                                     dtype, threads, OpenVINOVisionError, "the vision encoder",
-                                     "vision_runtime", int8)
+        compiled = compile_converted(cache, "vision", f"{image_size}x{image_size}",
+                                     lambda: exported_graph(encoder, example), dtype, threads,
+                                     OpenVINOVisionError, "the vision encoder", "vision_runtime",
+                                     int8)
         self.image_size = image_size
         self.precision, self.precision_note = chosen_precision(compiled, dtype)
         self._request = compiled.create_infer_request()
@@ -88,6 +81,18 @@ class OpenVINOVision:
         # the VLM is), as torch's connector would have returned them.
         dtype = self._owner.get_vlm_model().text_model.get_input_embeddings().weight.dtype
         return torch.cat(tokens).to(dtype=dtype, device=image.device)
+
+
+def exported_graph(module, example):
+    """``module`` taken with ``torch.export`` on ``example`` and converted by OpenVINO."""
+    import openvino
+
+    # torch.export and OpenVINO's converter warn about each other's deprecated internals
+    # (torch 2.11, openvino 2026.4): nothing a user can act on.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return openvino.convert_model(torch.export.export(module, (example,)))
 
 
 def compile_converted(cache: GraphCache, key: str, detail: str, convert, dtype: str,
