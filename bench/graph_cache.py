@@ -4,10 +4,13 @@ or reading them from the graph cache (smolvla_ros.policy.openvino_cache).
 Three loads of one checkpoint through PolicyRuntime, each in a fresh process as a node
 starts: the default (LeRobot's path, no OpenVINO: the baseline), then ``vision_runtime`` and
 ``expert_runtime`` openvino in float32 into an empty cache (it converts and saves), then the
-same again (it reads). Printed per load: seconds and the ratio to the baseline's, resident
-memory after load (anonymous + file-backed), and max |action - baseline| over N observations
+same again (it imports the graphs as the first load compiled them), then the same with the
+compiled graphs deleted (it reads the graphs and compiles them, as the next load did before
+2026-12-07). Printed per load:
+seconds and the ratio to the baseline's, resident memory after load (anonymous +
+file-backed), and max |action - baseline| over N observations
 (the baseline's actions are LeRobot's, test_policy_runtime checks that); then the graphs'
-sizes on disk. Printed, not asserted:
+sizes on disk (as converted, and as compiled for this CPU). Printed, not asserted:
 
     python bench/graph_cache.py                  # tiny model
     python bench/graph_cache.py --full-size      # SmolVLA's 450M architecture (~4 min)
@@ -27,7 +30,7 @@ import numpy as np
 
 OPENVINO = {"vision_runtime": "openvino", "expert_runtime": "openvino"}
 LOADS = (("default (no OpenVINO)", {}), ("OpenVINO, first load", OPENVINO),
-         ("OpenVINO, next load", OPENVINO))
+         ("OpenVINO, next load", OPENVINO), ("OpenVINO, compiling", OPENVINO))
 
 
 def load_and_run(checkpoint: str, modes: dict, cache: str, count: int, height: int, width: int,
@@ -70,6 +73,9 @@ def main() -> None:
         cache = Path(folder) / "graphs"
         rows = []
         for label, modes in LOADS:
+            if label == "OpenVINO, compiling":  # as the next load did before it kept them
+                for blob in cache.glob("*/compiled-*.blob"):
+                    blob.unlink()
             results = spawn.Queue()
             child = spawn.Process(target=load_and_run, args=(
                 checkpoint, modes, str(cache), args.observations, height, width, results))
@@ -85,8 +91,11 @@ def main() -> None:
             print(f"  {label:<24} {seconds:7.1f} {seconds / baseline_s:6.2f}  "
                   f"{anon:12.2f} + {mapped:5.2f}{'':7}  {delta:.2g}")
         for graph in sorted(cache.iterdir()):
-            size = sum(part.stat().st_size for part in graph.iterdir()) / 1e6
-            print(f"  {graph.name.split('-')[0]} graph on disk: {size:.1f} MB")
+            graph_mb, compiled_mb = (sum(part.stat().st_size for part in graph.iterdir()
+                                         if part.name.startswith("compiled-") == compiled) / 1e6
+                                     for compiled in (False, True))
+            print(f"  {graph.name.split('-')[0]} graph on disk: {graph_mb:.1f} MB, compiled for "
+                  f"this CPU {compiled_mb:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ import pytest
 import torch
 from conftest import REPO_ROOT, ros_env
 from safetensors.torch import load_file, save_file
-from test_policy_runtime import lerobot_direct
+from test_policy_runtime import lerobot_direct, observation
 
-from smolvla_ros.policy.openvino_cache import KEEP, GraphCache, cache_dir
+from smolvla_ros.policy.openvino_cache import COMPILED, KEEP, GraphCache, cache_dir
+from smolvla_ros.policy.openvino_vision import latency_settings
 from smolvla_ros.policy.runtime import PolicyRuntime, PolicyRuntimeConfig
 
 KINDS = ("vision", "step")
@@ -67,12 +68,81 @@ def test_a_second_load_reads_the_graphs_and_keeps_lerobots_actions(tiny_checkpoi
     def export(*args, **kwargs):
         raise AssertionError("a cached graph was exported again")
     monkeypatch.setattr(torch.export, "export", export)
+    refuse_to_compile(monkeypatch)  # imported as compiled for this CPU by the first load
     second = load(tiny_checkpoint)
     assert folders(second, "read from") == saved
     assert second.mode == first.mode == "float32, 10 steps, OpenVINO vision, OpenVINO expert"
     read = check_actions(second, tiny_checkpoint, seed=4)
     # Not bit for bit (measured): both are float rounding of LeRobot's.
     np.testing.assert_allclose(read, converted, rtol=0, atol=1e-4)
+
+
+def refuse_to_compile(monkeypatch):
+    import openvino
+
+    def compile_model(*args, **kwargs):
+        raise AssertionError("a graph compiled before was compiled again")
+    monkeypatch.setattr(openvino.Core, "compile_model", compile_model)
+
+
+def compiled_blobs(folder) -> list:
+    """The compiled graphs in ``folder``, each checked against the sha256 its name holds."""
+    blobs = sorted(folder.glob("compiled-*.blob"))
+    for blob in blobs:
+        digest = subprocess.run(["sha256sum", blob.name], cwd=folder, check=True,
+                                capture_output=True, text=True).stdout.split()[0]
+        assert COMPILED.fullmatch(blob.name)["sha256"] == digest
+    return blobs
+
+
+def test_the_graph_compiled_for_this_cpu_is_kept_one_per_graph(tiny_checkpoint, cache,
+                                                                monkeypatch):
+    """The first load saves each graph as compiled; a load with other settings (bfloat16:
+    another precision hint) compiles from the graph and replaces it; its next load imports."""
+    saved = folders(load(tiny_checkpoint), "converted and saved to")
+    first = [compiled_blobs(cache / name) for name in saved]
+    assert [len(blobs) for blobs in first] == [1, 1]
+    cast = load(tiny_checkpoint, dtype="bfloat16")
+    assert folders(cast, "read from") == saved
+    replaced = [compiled_blobs(cache / name) for name in saved]
+    assert [len(blobs) for blobs in replaced] == [1, 1]
+    assert not {*first[0], *first[1]} & {*replaced[0], *replaced[1]}
+    refuse_to_compile(monkeypatch)
+    again = load(tiny_checkpoint, dtype="bfloat16")
+    assert folders(again, "read from") == saved and again.mode == cast.mode
+    images, state = observation(2)
+    np.testing.assert_array_equal(  # the same compiled graph, imported
+        again.infer(images, state, "pick up the cube", noise=again.make_noise(2)),
+        cast.infer(images, state, "pick up the cube", noise=cast.make_noise(2)))
+
+
+def test_a_damaged_compiled_graph_is_compiled_again(tiny_checkpoint, cache):
+    saved = folders(load(tiny_checkpoint), "converted and saved to")
+    [blob] = compiled_blobs(cache / saved[1])
+    flip_a_bit(blob)
+    again = load(tiny_checkpoint)
+    assert again.load_notes == [
+        f"OpenVINO vision graph read from {cache / saved[0]}",
+        f"OpenVINO step graph compiled in {blob} does not match its sha256, compiled again",
+        f"OpenVINO step graph read from {cache / saved[1]}"]
+    [anew] = compiled_blobs(cache / saved[1])  # compiled from the graph read, and saved
+    assert anew.name.split("-")[1] == blob.name.split("-")[1] and not blob.exists()
+    check_actions(again, tiny_checkpoint, seed=10)
+
+
+def test_a_compiled_graph_that_cannot_be_saved_costs_a_compilation(tiny_checkpoint, cache,
+                                                                   monkeypatch):
+    import openvino
+
+    def export_model(self):  # what openvino 2026.4 raises writing to a full disk
+        raise RuntimeError("basic_ios::clear: iostream error")
+    monkeypatch.setattr(openvino.CompiledModel, "export_model", export_model)
+    saved = folders(load(tiny_checkpoint), "converted and saved to")
+    for name in saved:
+        assert sorted(entry.name for entry in (cache / name).iterdir()) == [
+            "model.bin", "model.xml", "sha256sums"]  # no half-written compiled graph
+    monkeypatch.undo()
+    check_actions(load(tiny_checkpoint), tiny_checkpoint, seed=11)
 
 
 def test_changed_weights_or_steps_never_meet_a_stale_graph(tiny_checkpoint, cache, tmp_path):
@@ -131,6 +201,8 @@ def test_a_damaged_graph_is_converted_again(tiny_checkpoint, cache, damage):
                        cwd=cache / name, check=True)
     do, reported = DAMAGES[damage]
     do(cache / saved[1])
+    for blob in compiled_blobs(cache / saved[1]):  # as for other settings: the graph is read
+        blob.unlink()
     again = load(tiny_checkpoint)
     assert again.load_notes[0] == f"OpenVINO vision graph read from {cache / saved[0]}"
     assert again.load_notes[1:] == [
@@ -200,10 +272,13 @@ def small_model():
     return openvino.Model([ops.relu(pixels)], [pixels])
 
 
-def cached(root, fingerprint: str, compile_graph=lambda graph: graph) -> tuple[str, str]:
+SMALL_SETTINGS = latency_settings("f32", 1)
+
+
+def cached(root, fingerprint: str) -> tuple[str, str]:
     """Where GraphCache(fingerprint) keeps its vision graph, and its last note's verb."""
     graphs = GraphCache(lambda: fingerprint, root)
-    graphs.compiled("vision", "", small_model, compile_graph)
+    graphs.compiled("vision", "", small_model, SMALL_SETTINGS)
     note = graphs.notes[-1]
     return note.rsplit("/", 1)[1], note.split(" graph ")[1].split(" ")[0]
 
@@ -227,18 +302,23 @@ def test_the_most_recently_used_graphs_are_kept_and_nothing_else_is_touched(tmp_
     assert left == {*names[:1], *names[2:], newest, loading.name, *(f.name for f in theirs)}
 
 
-def test_a_cached_graph_that_no_longer_compiles_is_converted_again(tmp_path):
+def test_a_cached_graph_that_no_longer_compiles_is_converted_again(tmp_path, monkeypatch):
+    import openvino
+
     root = tmp_path / "openvino"
     name, _ = cached(root, "model")
-    calls = []
+    for blob in compiled_blobs(root / name):  # as another OpenVINO build's: another key
+        blob.unlink()
+    calls, compile_model = [], openvino.Core.compile_model
 
-    def compile_graph(graph):  # the first (the read graph) fails, as a foreign build's would
+    def compile_first_fails(self, graph, *args):  # the read graph, as a foreign build's would
         calls.append(graph)
         if len(calls) == 1:
             raise RuntimeError("unsupported opset")
-        return graph
+        return compile_model(self, graph, *args)
+    monkeypatch.setattr(openvino.Core, "compile_model", compile_first_fails)
     graphs = GraphCache(lambda: "model", root)
-    graphs.compiled("vision", "", small_model, compile_graph)
+    graphs.compiled("vision", "", small_model, SMALL_SETTINGS)
     assert graphs.notes == [f"OpenVINO vision graph in {root / name} does not compile "
                             "(RuntimeError), converted again",
                             f"OpenVINO vision graph converted and saved to {root / name}"]
@@ -249,8 +329,8 @@ def test_a_model_that_cannot_be_hashed_is_converted_not_cached(tmp_path):
     def fingerprint():
         raise PermissionError(13, "Permission denied")
     graphs = GraphCache(fingerprint, tmp_path / "openvino")
-    graph = graphs.compiled("step", "", small_model, lambda graph: graph)
-    assert graph.get_parameters()[0].get_partial_shape().to_string() == "[2]"
+    compiled = graphs.compiled("step", "", small_model, SMALL_SETTINGS)
+    assert compiled.inputs[0].get_partial_shape().to_string() == "[2]"
     assert graphs.notes == ["OpenVINO step graph converted, not cached: the model could not be "
                             "hashed (PermissionError: [Errno 13] Permission denied)"]
     assert not (tmp_path / "openvino").exists()
@@ -258,17 +338,21 @@ def test_a_model_that_cannot_be_hashed_is_converted_not_cached(tmp_path):
 
 def test_graph_cache_bench_loads_converting_then_reading():
     """bench/graph_cache.py on the tiny model: the first OpenVINO load converts, the next
-    reads, both within float rounding of the default load's (LeRobot's) actions."""
+    imports, the last compiles what it reads, all within float rounding of the default load's
+    (LeRobot's) actions."""
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / "graph_cache.py"), "--observations", "1",
          "--image-size", "48x64"], env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {m.group(1): [float(v) for v in m.groups()[1:]] for m in re.finditer(
-        r"^  (default \(no OpenVINO\)|OpenVINO, first load|OpenVINO, next load)\s+([\d.]+)\s+"
+        r"^  (default \(no OpenVINO\)|OpenVINO, (?:first|next) load|OpenVINO, compiling)\s+"
+        r"([\d.]+)\s+"
         r"([\d.]+)\s+([\d.]+) \+\s+([\d.]+)\s+(\S+)$", result.stdout, re.MULTILINE)}
-    assert len(rows) == 3 and rows["default (no OpenVINO)"][-1] == 0
-    assert rows["OpenVINO, first load"][-1] < 1e-3 and rows["OpenVINO, next load"][-1] < 1e-3
+    assert len(rows) == 4 and rows["default (no OpenVINO)"][-1] == 0
+    for load in ("first load", "next load", "compiling"):
+        assert rows[f"OpenVINO, {load}"][-1] < 1e-3
     assert result.stdout.count("graph converted and saved to") == 2
-    assert result.stdout.count("graph read from") == 2
-    assert len(re.findall(r"^  (vision|step) graph on disk: [\d.]+ MB$", result.stdout,
+    assert result.stdout.count("graph read from") == 4
+    assert len(re.findall(r"^  (vision|step) graph on disk: [\d.]+ MB, compiled for this CPU "
+                          r"(?!0\.0 )[\d.]+ MB$", result.stdout,
                           re.MULTILINE)) == 2

@@ -18,6 +18,13 @@ before the graph is read: a file damaged on disk, even by one flipped bit in the
 otherwise move the arm on wrong weights. Files are flushed to disk before the folder is
 renamed into place, so a power cut leaves a whole graph or none.
 
+Compiling a graph read back still took 1.1-2.3 s for each full-size one, so beside it goes the
+graph as compiled for this CPU with the policy's settings (precision, threads, int8 group
+size), as OpenVINO exports it: reading, hashing and importing that took 0.4-0.5 s. Its name
+holds its own sha256, checked before it is imported, and a key of the settings, this CPU and
+OpenVINO's version (``compiled_key``): another machine sharing the folder, or other
+settings, compile from the graph and replace it (one compiled graph per folder).
+
 Where: ``$SMOLVLA_ROS_OPENVINO_CACHE`` (``none``: no cache), else ``openvino/`` in the cache
 scripts/setup.sh keeps its venvs in (``$SMOLVLA_ROS_CACHE``, else
 ``$XDG_CACHE_HOME/smolvla_ros``, else ``~/.cache/smolvla_ros``). The most recently used few
@@ -48,6 +55,7 @@ STAGING = re.compile(r"\.(vision|step)-.+")
 STAGING_LEFT_AFTER_S = 86400  # a killed load's half-written graph, removed after a day
 SUMS = "sha256sums"  # in each graph's folder: "<sha256>  <file>" per file, as sha256sum writes
 FILES = ("model.xml", "model.bin")
+COMPILED = re.compile(r"compiled-(?P<key>[0-9a-f]{16})-(?P<sha256>[0-9a-f]{64})\.blob")
 
 
 def cache_dir() -> Path | None:
@@ -108,28 +116,39 @@ class GraphCache:
         self.notes: list[str] = []  # what happened, one line each, for the node's load line
 
     def compiled(self, what: str, detail: str, convert: Callable[[], object],
-                 compile_graph: Callable[[object], object]):
-        """``compile_graph(graph)`` for the graph of ``what`` (``detail``: what else it depends
-        on, e.g. the image size): the cached graph if there is one that compiles, else
-        ``convert()``-ed (and saved). Only ``convert`` and ``compile_graph`` of a converted
-        graph raise: the cache's own failures become notes."""
+                 settings: dict):
+        """The graph of ``what`` (``detail``: what else it depends on, e.g. the image size)
+        compiled for the CPU with ``settings``: imported if compiled so before, else compiled
+        from the cached graph, else ``convert()``-ed (and saved). Only ``convert`` and the
+        compilation of a converted graph raise: the cache's own failures become notes."""
+        import openvino
+
+        core = openvino.Core()
         folder = self._folder(what, detail)
         if folder is not None:
-            graph = self._read(what, folder)
-            if graph is not None:
-                try:
-                    ready = compile_graph(graph)
-                except Exception as error:  # e.g. saved by another OpenVINO build
-                    self._drop(what, folder, f"does not compile ({type(error).__name__})")
-                else:
-                    self.notes.append(f"OpenVINO {what} graph read from {folder}")
-                    with contextlib.suppress(OSError):  # a read-only cache still serves
-                        os.utime(folder)  # recently used: kept the longest
-                    return ready
+            key = compiled_key(core, settings)
+            ready = self._import(what, folder, key, core, settings)
+            if ready is None:
+                graph = self._read(what, folder)
+                if graph is not None:
+                    try:
+                        ready = core.compile_model(graph, "CPU", settings)
+                    except Exception as error:  # e.g. saved by another OpenVINO build
+                        self._drop(what, folder, f"does not compile ({type(error).__name__})")
+                    else:
+                        self._export(ready, folder, key)
+            if ready is not None:
+                self.notes.append(f"OpenVINO {what} graph read from {folder}")
+                with contextlib.suppress(OSError):  # a read-only cache still serves
+                    os.utime(folder)  # recently used: kept the longest
+                return ready
         graph = convert()
         if folder is not None:
             self._save(what, graph, folder)
-        return compile_graph(graph)
+        ready = core.compile_model(graph, "CPU", settings)
+        if folder is not None and folder.is_dir():
+            self._export(ready, folder, key)
+        return ready
 
     def _folder(self, what: str, detail: str) -> Path | None:
         if self.root is None:
@@ -159,6 +178,52 @@ class GraphCache:
         except Exception as error:  # foreign, or a folder this user cannot enter
             self._drop(what, folder, f"is unreadable ({type(error).__name__})")
             return None
+
+    def _import(self, what: str, folder: Path, key: str, core, settings: dict):
+        """The graph as compiled with ``key``'s settings before, or None (never compiled so,
+        or damaged, or refused by this OpenVINO: then removed, and compiled again)."""
+        blob = None
+        try:
+            blob = next(folder.glob(f"compiled-{key}-*.blob"), None)
+            if blob is None:
+                return None
+            data = blob.read_bytes()
+            if hashlib.sha256(data).hexdigest() != COMPILED.fullmatch(blob.name)["sha256"]:
+                raise ValueError("does not match its sha256")
+            return core.import_model(data, "CPU", settings)
+        except Exception as error:  # unreadable, damaged, or from a build that cannot read it
+            if blob is None:  # a folder this user cannot list: _read says so
+                return None
+            reason = str(error) if isinstance(error, ValueError) else type(error).__name__
+            self.notes.append(f"OpenVINO {what} graph compiled in {blob} {reason}, compiled again")
+            with contextlib.suppress(OSError):
+                blob.unlink()
+            return None
+
+    def _export(self, compiled, folder: Path, key: str) -> None:
+        """``compiled`` saved beside its graph, replacing one compiled with other settings;
+        if it cannot be (a read-only or full cache), the next load compiles again."""
+        staging = None
+        try:
+            data = compiled.export_model().getbuffer()
+            descriptor, staging = tempfile.mkstemp(prefix=".compiled-", dir=folder)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            blob = folder / f"compiled-{key}-{hashlib.sha256(data).hexdigest()}.blob"
+            os.replace(staging, blob)
+            staging = None
+            for other in folder.glob("compiled-*.blob"):
+                if other != blob:
+                    other.unlink()
+            _flush(folder)
+        except Exception:  # as a graph that cannot be saved: costs a compilation, not the load
+            pass
+        finally:
+            if staging is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(staging)
 
     def _drop(self, what: str, folder: Path, why: str) -> None:
         self.notes.append(f"OpenVINO {what} graph in {folder} {why}, converted again")
@@ -208,6 +273,23 @@ class GraphCache:
                 and at < time.time() - STAGING_LEFT_AFTER_S]
         for old in graphs[KEEP:] + left:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def compiled_key(core, settings: dict) -> str:
+    """What a graph compiled for this CPU depends on besides the graph: the settings, the
+    CPU (OpenVINO's name for it, its capabilities, and the kernel's CPU flags where there
+    are any) and OpenVINO's version."""
+    import openvino
+
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    except OSError:  # not Linux
+        flags = ""
+    cpu = [core.get_property("CPU", name) for name in ("FULL_DEVICE_NAME",
+                                                        "OPTIMIZATION_CAPABILITIES")]
+    text = repr((sorted(settings.items()), cpu, flags, openvino.get_version()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _damage(folder: Path) -> str:

@@ -103,11 +103,7 @@ def compile_converted(cache: GraphCache, key: str, detail: str, convert, dtype: 
     int8_weights), compiled for latency in ``dtype``'s precision hint; whatever export,
     conversion or compilation raises becomes one ``error_type`` line naming ``what`` and the
     ``parameter`` that avoids it, chained to its cause."""
-    import openvino
-
-    def compile_graph(graph):
-        return compile_for_latency(openvino.Core(), graph, PRECISION_HINTS[dtype], threads,
-                                   INT8_GROUP_SIZE if int8 else 0)
+    settings = latency_settings(PRECISION_HINTS[dtype], threads, INT8_GROUP_SIZE if int8 else 0)
 
     def converted():
         graph = convert()
@@ -115,8 +111,7 @@ def compile_converted(cache: GraphCache, key: str, detail: str, convert, dtype: 
             int8_weights(graph, keep)
         return graph
     try:
-        return cache.compiled(key, f"{detail} int8" if int8 else detail, converted,
-                              compile_graph)
+        return cache.compiled(key, f"{detail} int8" if int8 else detail, converted, settings)
     except Exception as error:  # export and conversion raise many kinds; the load must say
         first = (str(error).strip().splitlines() or [""])[0]
         raise error_type(  # chained: the whole of it stays in the traceback
@@ -134,14 +129,19 @@ def chosen_precision(compiled, dtype: str) -> tuple[str, str]:
 
 
 def compile_for_latency(core, model, precision: str, threads: int, group_size: int = 0):
-    """``model`` compiled for the CPU as a policy runs it: one image at a time, on ``threads``
-    threads, in ``precision`` (an OpenVINO hint: f32, bf16); the activations of its int8
-    weights' products quantised per ``group_size`` inputs (0: no int8 weights)."""
+    """``model`` compiled for the CPU with ``latency_settings``."""
+    return core.compile_model(model, "CPU", latency_settings(precision, threads, group_size))
+
+
+def latency_settings(precision: str, threads: int, group_size: int = 0) -> dict:
+    """How a policy runs a graph on the CPU: one image at a time, on ``threads`` threads, in
+    ``precision`` (an OpenVINO hint: f32, bf16); the activations of its int8 weights'
+    products quantised per ``group_size`` inputs (0: no int8 weights)."""
     settings = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
                 "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
     if group_size:
         settings["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = group_size
-    return core.compile_model(model, "CPU", settings)
+    return settings
 
 
 def int8_weights(graph, keep=()) -> int:
