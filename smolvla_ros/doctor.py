@@ -121,15 +121,6 @@ def check_torch() -> Check:
     return Check("torch", OK, f"{torch.__version__}, {device}")
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            line = next((line for line in cpuinfo if line.startswith("flags")), "")
-    except OSError:
-        return set()
-    return set(line.partition(":")[2].split())
-
-
 def check_fast_modes() -> Check:
     """Which of policy_node's opt-in speed-ups (dtype, tf32, quantize, compile, prepack,
     num_steps, vision_runtime, expert_runtime, static_cache, cuda_graph) this machine runs
@@ -141,7 +132,9 @@ def check_fast_modes() -> Check:
 
     import torch
 
-    flags = _cpu_flags()
+    from smolvla_ros.policy.openvino_cache import cache_dir, cpu_flags
+
+    flags = cpu_flags()
     modes = ["num_steps", "static_cache"]
     if torch.cuda.is_available():
         modes.append("cuda_graph")
@@ -163,8 +156,6 @@ def check_fast_modes() -> Check:
     if packed_linear.available():
         modes.append("prepack (CPU, oneDNN)")
     if importlib.util.find_spec("openvino"):
-        from smolvla_ros.policy.openvino_cache import cache_dir
-
         graphs = cache_dir()
         modes.append("vision_runtime openvino (CPU)")
         modes.append("expert_runtime openvino (CPU)")

@@ -281,15 +281,21 @@ def compiled_key(core, settings: dict) -> str:
     are any) and OpenVINO's version."""
     import openvino
 
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "")
-    except OSError:  # not Linux
-        flags = ""
     cpu = [core.get_property("CPU", name) for name in ("FULL_DEVICE_NAME",
                                                         "OPTIMIZATION_CAPABILITIES")]
-    text = repr((sorted(settings.items()), cpu, flags, openvino.get_version()))
+    text = repr((sorted(settings.items()), cpu, sorted(cpu_flags()), openvino.get_version()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cpu_flags() -> set[str]:
+    """The kernel's flags for this CPU (empty where there is no /proc/cpuinfo): what a
+    compiled graph was made for, and what `smolvla-ros doctor` reads the fast modes from."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            line = next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return set()
+    return set(line.partition(":")[2].split())
 
 
 def _damage(folder: Path) -> str:

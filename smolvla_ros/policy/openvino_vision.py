@@ -149,7 +149,7 @@ def int8_weights(graph, keep=()) -> int:
     a product by int8 weights, one scale per output channel (symmetric, round to nearest),
     in the form OpenVINO's CPU plugin reads as compressed weights: int8 constant -> Convert
     -> Multiply by the scales. It multiplies them in int8, quantising the activations as
-    they come (``compile_for_latency``'s group size), so no calibration images are needed;
+    they come (``latency_settings``' group size), so no calibration images are needed;
     the products of activations by activations (attention) stay in the graph's precision,
     and so do the weights equal to one in ``keep`` (float32 tensors, either orientation).
     Returns how many weights were made int8."""
