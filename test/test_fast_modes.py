@@ -127,3 +127,15 @@ def test_packed_products_times_each_way_against_torchs_linear():
         assert names[0] == "torch Linear" and float(ways[0][2]) == 1.0, cells
         assert ("oneDNN packed" in names) == packed_linear.available(), cells
         assert ("MKL packed" in names) == (dtype == "float32" and torch._C.has_mkl), cells
+
+
+def test_eval_walk_runs_both_ways_on_the_same_chunks():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "eval_walk.py"), "--observations", "2"],
+        env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ways = re.findall(r"^  (LeRobot's eval\(\) walk|the runtime's check) +processing +[\d.]+ ms",
+                      result.stdout, re.MULTILINE)
+    assert ways == ["LeRobot's eval() walk", "the runtime's check"], result.stdout
+    assert re.search(r"^  ratio x[\d.]+; max \|action difference\| 0$", result.stdout,
+                     re.MULTILINE), result.stdout

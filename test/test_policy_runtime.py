@@ -101,6 +101,30 @@ def test_actions_equal_lerobots_for_same_input_and_noise(runtime, tiny_checkpoin
     assert not np.allclose(ours, other)  # the instruction reaches the model
 
 
+def test_modules_are_walked_into_eval_mode_only_when_one_left_it(tiny_checkpoint, monkeypatch):
+    """LeRobot's predict_action_chunk calls eval() on every chunk: a walk over every module,
+    milliseconds for the full-size model. The runtime walks on its first chunk, then only
+    when a module was set to training; every module is in eval mode for every chunk."""
+    runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
+    walked = []
+    train = torch.nn.Module.train
+    monkeypatch.setattr(torch.nn.Module, "train",
+                        lambda module, mode=True: walked.append(module) or train(module, mode))
+    images, state = observation()
+    first = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert runtime.policy in walked
+    walked.clear()
+    again = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert walked == []
+    np.testing.assert_array_equal(again, first)
+    runtime.policy.model.vlm_with_expert.lm_expert.layers[0].train()  # a module left eval mode
+    walked.clear()
+    after = runtime.infer(images, state, "pick up the cube", noise=runtime.make_noise(7))
+    assert runtime.policy in walked
+    assert not any(module.training for module in runtime.policy.modules())
+    np.testing.assert_array_equal(after, first)
+
+
 def test_token_count_and_override(runtime, tiny_checkpoint):
     long_text = " ".join(["pick up the cube"] * 30)
     assert runtime.token_count("pick up the cube") < 48 < runtime.token_count(long_text)
