@@ -272,9 +272,7 @@ class PolicyRuntime:
         if config.prepack:
             from smolvla_ros.policy import packed_linear
 
-            if self.device != "cpu" or config.compile:
-                raise PolicyLoadError("prepack needs device cpu and compile off (got device "
-                                      f"{self.device}, compile {'on' if config.compile else 'off'})")
+            self._refuse_off_cpu_or_compiled("prepack", config.compile)
             if not packed_linear.available():
                 raise PolicyLoadError("prepack needs a torch built with oneDNN (mkldnn); this "
                                       "one is not")
@@ -282,16 +280,14 @@ class PolicyRuntime:
             raise PolicyLoadError(f"vision_runtime '{config.vision_runtime}': expected "
                                   f"{' or '.join(VISION_RUNTIMES)}")
         openvino = config.vision_runtime == "openvino"
-        if openvino and (self.device != "cpu" or config.compile):
-            raise PolicyLoadError("vision_runtime openvino needs device cpu and compile off (got "
-                                  f"device {self.device}, compile {'on' if config.compile else 'off'})")
+        if openvino:
+            self._refuse_off_cpu_or_compiled("vision_runtime openvino", config.compile)
         if config.expert_runtime not in EXPERT_RUNTIMES:
             raise PolicyLoadError(f"expert_runtime '{config.expert_runtime}': expected "
                                   f"{' or '.join(EXPERT_RUNTIMES)}")
         expert_openvino = config.expert_runtime == "openvino"
-        if expert_openvino and (self.device != "cpu" or config.compile):
-            raise PolicyLoadError("expert_runtime openvino needs device cpu and compile off (got "
-                                  f"device {self.device}, compile {'on' if config.compile else 'off'})")
+        if expert_openvino:
+            self._refuse_off_cpu_or_compiled("expert_runtime openvino", config.compile)
         # torch's dynamic int8 multiplies float32 activations only; OpenVINO's int8 weights
         # take bfloat16 ones too.
         torch_int8 = int8 and self.dtype == "float32"
@@ -377,6 +373,12 @@ class PolicyRuntime:
         elif config.static_cache or config.cuda_graph:
             parts.append("CUDA graph" if config.cuda_graph else "static cache")
         self._mode = ", ".join(parts)
+
+    def _refuse_off_cpu_or_compiled(self, what: str, compile: bool) -> None:
+        """The CPU-only speed-ups replace what ``compile`` would compile: one line if not."""
+        if self.device != "cpu" or compile:
+            raise PolicyLoadError(f"{what} needs device cpu and compile off (got device "
+                                  f"{self.device}, compile {'on' if compile else 'off'})")
 
     @staticmethod
     def _run_by_openvino(model, openvino: bool, expert_openvino: bool) -> tuple:
