@@ -14,16 +14,22 @@ from test_policy_runtime import openvino_has_bf16
 from smolvla_ros.policy import packed_linear
 
 
-def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "fast_modes.py"), "--observations", "2",
-         "--device", "cpu", "--image-size", "48x64", "--mode", "float32", "--mode", "bfloat16,steps=5",
-         "--mode", "float32,int8", "--mode", "float32,openvino", "--mode", "float32,ovexpert",
-         "--mode", "float32,prepack", "--mode", "bfloat16,int8,openvino"],
-        env=ros_env(), capture_output=True, text=True, timeout=600)
+def run_bench(script: str, *args: str) -> str:
+    """bench/<script> run as a user runs it; its output, once it exited 0."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / script), *args],
+                            env=ros_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
+    output = run_bench(
+        "fast_modes.py", "--observations", "2", "--device", "cpu", "--image-size", "48x64",
+        "--mode", "float32", "--mode", "bfloat16,steps=5", "--mode", "float32,int8",
+        "--mode", "float32,openvino", "--mode", "float32,ovexpert", "--mode", "float32,prepack",
+        "--mode", "bfloat16,int8,openvino")
     rows = {m.group(1).strip(): m.groups()[1:] for m in re.finditer(
-        r"^  ([A-Za-z0-9,():. ]+?)\s+([\d.]+)\s+([\d.]+)x\s+(\S+)\s", result.stdout, re.MULTILINE)}
+        r"^  ([A-Za-z0-9,():. ]+?)\s+([\d.]+)\s+([\d.]+)x\s+(\S+)\s", output, re.MULTILINE)}
     precision = "" if openvino_has_bf16() else " (f32: this CPU has no bfloat16)"
     assert set(rows) == {"float32, 10 steps", "bfloat16, 5 steps", "float32, int8 linear, 10 steps",
                          "float32, 10 steps, OpenVINO vision", "float32, 10 steps, OpenVINO expert",
@@ -34,18 +40,15 @@ def test_fast_modes_compares_every_mode_with_lerobots_float32_call():
     for mode in ("10 steps, OpenVINO vision", "10 steps, OpenVINO expert",
                  "prepacked linear, 10 steps"):  # float32 rounding only
         assert float(rows[f"float32, {mode}"][2]) < 1e-2
-    assert "where each mode's time goes" in result.stdout
+    assert "where each mode's time goes" in output
 
 
 def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32():
     """OpenVINO (a dependency) runs as policy_node's vision_runtime openvino does; ONNX Runtime
     and the ONNX exporter are not in the venv: reported missing, and the rest still runs."""
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "vision_runtimes.py"), "--rounds", "2"],
-        env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_bench("vision_runtimes.py", "--rounds", "2")
     rows = {m.group(1): m.groups()[1:] for m in re.finditer(
-        r"^  (torch \w+|ORT \w+|OV (?:i8w )?\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)", result.stdout,
+        r"^  (torch \w+|ORT \w+|OV (?:i8w )?\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)", output,
         re.MULTILINE)}
     assert {"torch fp32", "torch bf16", "torch int8"} <= set(rows)
     assert float(rows["torch fp32"][3]) == 0.0 and float(rows["torch bf16"][3]) > 0
@@ -58,26 +61,23 @@ def test_vision_runtimes_compares_the_encoder_in_each_runtime_with_torch_float32
     assert {"OV i8w fp32", "OV i8w bf16"} <= set(rows)  # quantize int8's graph
     assert 0 < float(rows["OV i8w fp32"][3]) <= float(rows["torch int8"][3])
     if "ORT fp32" not in rows:
-        assert "not installed" in result.stdout
+        assert "not installed" in output
 
 
 def test_expert_runtimes_compares_the_prefix_pass_and_steps_with_torch_float32():
     """The static cache's prefix pass and steps, eager and exported to OpenVINO (the whole
     function, and one step's graph run per step), over two prefix lengths (a dynamic
     dimension of the exported graphs)."""
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "expert_runtimes.py"), "--rounds", "1"],
-        env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_bench("expert_runtimes.py", "--rounds", "1")
     rows = {m.group(1): (float(m.group(2)), float(m.group(4))) for m in re.finditer(
-        r"^  (torch \w+|OV \w+(?: 1-step)?)\s+([\d.]+)\s+([\d.]+)\s+(\S+)$", result.stdout,
+        r"^  (torch \w+|OV \w+(?: 1-step)?)\s+([\d.]+)\s+([\d.]+)\s+(\S+)$", output,
         re.MULTILINE)}
     assert set(rows) == {"torch fp32", "torch bf16", "OV fp32", "OV bf16", "OV fp32 1-step",
                          "OV bf16 1-step"}
     assert rows["torch fp32"][1] == 0.0 and rows["torch bf16"][1] > 0
     assert rows["OV fp32"][1] < 1e-3 and rows["OV fp32 1-step"][1] < 1e-3  # rounding only, in degrees
     assert rows["OV bf16 1-step"][1] > 0
-    assert "made once at load: torch.export" in result.stdout
+    assert "made once at load: torch.export" in output
 
 
 def test_chunk_flops_counts_the_vision_encoder_as_its_shapes_say(tiny_checkpoint):
@@ -103,24 +103,18 @@ def test_chunk_flops_counts_the_vision_encoder_as_its_shapes_say(tiny_checkpoint
 
 
 def test_chunk_flops_prints_the_floor_for_each_dtype():
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "chunk_flops.py"), "--rounds", "1"],
-        env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_bench("chunk_flops.py", "--rounds", "1")
     for dtype in ("float32", "bfloat16", "int8"):
         assert re.search(rf"^{dtype}: matrix product best \d+ GFLOP/s .* beats x[\d.]+ over "
-                         r"LeRobot's call here at these steps$", result.stdout, re.MULTILINE), \
-            result.stdout
+                         r"LeRobot's call here at these steps$", output, re.MULTILINE), \
+            output
 
 
 def test_packed_products_times_each_way_against_torchs_linear():
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "packed_products.py"), "--repeats", "1"],
-        env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_bench("packed_products.py", "--repeats", "1")
     rows = re.findall(r"^(float32|bfloat16) (.+?) (\d+)x(\d+) @ \d+x(\d+): (.+)$",
-                      result.stdout, re.MULTILINE)
-    assert len(rows) == 10, result.stdout  # five shapes, two dtypes
+                      output, re.MULTILINE)
+    assert len(rows) == 10, output  # five shapes, two dtypes
     for dtype, _where, _tokens, _inputs, _outputs, cells in rows:
         ways = re.findall(r"([A-Za-z ]+?) (\d+) \(x([\d.]+)\)(?:, |$)", cells)
         names = [name for name, _, _ in ways]
@@ -130,12 +124,9 @@ def test_packed_products_times_each_way_against_torchs_linear():
 
 
 def test_eval_walk_runs_both_ways_on_the_same_chunks():
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "eval_walk.py"), "--observations", "2"],
-        env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_bench("eval_walk.py", "--observations", "2")
     ways = re.findall(r"^  (LeRobot's eval\(\) walk|the runtime's check) +processing +[\d.]+ ms",
-                      result.stdout, re.MULTILINE)
-    assert ways == ["LeRobot's eval() walk", "the runtime's check"], result.stdout
-    assert re.search(r"^  ratio x[\d.]+; max \|action difference\| 0$", result.stdout,
-                     re.MULTILINE), result.stdout
+                      output, re.MULTILINE)
+    assert ways == ["LeRobot's eval() walk", "the runtime's check"], output
+    assert re.search(r"^  ratio x[\d.]+; max \|action difference\| 0$", output,
+                     re.MULTILINE), output
