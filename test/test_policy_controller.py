@@ -32,6 +32,16 @@ def test_starvation_is_counted_when_inference_is_too_slow(runtime):
     assert result.starved_ticks > 0 and result.status.starved_ticks > 0
 
 
+def test_a_larger_threshold_does_not_carry_inference_slower_than_half_a_chunk(runtime):
+    """Threshold 0.9 starts the next inference early, but a chunk that arrives with less than
+    that left starts the next one at once: past half a chunk (0.83 s) the arm still starves."""
+    config = PolicyControllerConfig(fps=FPS, chunk_threshold=0.9)
+    fast = dry_run(runtime, seconds=5.0, delay_s=0.4, config=config)
+    assert fast.chunks >= 4 and fast.starved_ticks == 0
+    slow = dry_run(runtime, seconds=6.0, delay_s=1.1, config=config)
+    assert slow.chunks >= 2 and slow.starved_ticks > 0
+
+
 def test_real_time_chunking_feeds_the_unexecuted_prefix(tiny_checkpoint):
     # RTC changes the policy
     runtime = PolicyRuntime(PolicyRuntimeConfig(str(tiny_checkpoint), device="cpu"))
