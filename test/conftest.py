@@ -45,6 +45,14 @@ def ros_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def run_bench(script: str, *args: str) -> str:
+    """bench/<script> run as a user runs it; its output, once it exited 0."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / script), *args],
+                            env=ros_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 def run_python(script: str | Path, *args: str, **kwargs) -> subprocess.Popen:
     """Start a helper script with this interpreter, in this run's ROS graph."""
     return subprocess.Popen(

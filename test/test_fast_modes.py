@@ -4,22 +4,13 @@ and the opt-in modes report their speed and deviation against it (numbers in the
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
 import torch
-from conftest import REPO_ROOT, ros_env
+from conftest import REPO_ROOT, run_bench
 from test_policy_runtime import openvino_has_bf16
 
 from smolvla_ros.policy import packed_linear
-
-
-def run_bench(script: str, *args: str) -> str:
-    """bench/<script> run as a user runs it; its output, once it exited 0."""
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / script), *args],
-                            env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 def test_fast_modes_compares_every_mode_with_lerobots_float32_call():

@@ -4,19 +4,15 @@ a checkpoint rolls out through the real runtime in simulated time."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 
-from conftest import REPO_ROOT, ros_env
+from conftest import run_bench
 
 
 def grasp_errors(*args: str) -> tuple[str, list[list[list[float]]]]:
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "grasp_errors.py"), *args],
-                            env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    episodes = [ast.literal_eval(line.split("mm]: ")[1]) for line in result.stdout.splitlines()
+    output = run_bench("grasp_errors.py", *args)
+    episodes = [ast.literal_eval(line.split("mm]: ")[1]) for line in output.splitlines()
                 if line.startswith("seed ")]
-    return result.stdout, episodes
+    return output, episodes
 
 
 def test_the_experts_grasps_close_on_its_aim():

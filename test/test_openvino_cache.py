@@ -8,13 +8,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, ros_env
+from conftest import run_bench
 from safetensors.torch import load_file, save_file
 from test_policy_runtime import lerobot_direct, observation
 
@@ -340,19 +339,16 @@ def test_graph_cache_bench_loads_converting_then_reading():
     """bench/graph_cache.py on the tiny model: the first OpenVINO load converts, the next
     imports, the last compiles what it reads, all within float rounding of the default load's
     (LeRobot's) actions."""
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "bench" / "graph_cache.py"), "--observations", "1",
-         "--image-size", "48x64"], env=ros_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_bench("graph_cache.py", "--observations", "1", "--image-size", "48x64")
     rows = {m.group(1): [float(v) for v in m.groups()[1:]] for m in re.finditer(
         r"^  (default \(no OpenVINO\)|OpenVINO, (?:first|next) load|OpenVINO, compiling)\s+"
         r"([\d.]+)\s+"
-        r"([\d.]+)\s+([\d.]+) \+\s+([\d.]+)\s+(\S+)$", result.stdout, re.MULTILINE)}
+        r"([\d.]+)\s+([\d.]+) \+\s+([\d.]+)\s+(\S+)$", output, re.MULTILINE)}
     assert len(rows) == 4 and rows["default (no OpenVINO)"][-1] == 0
     for load in ("first load", "next load", "compiling"):
         assert rows[f"OpenVINO, {load}"][-1] < 1e-3
-    assert result.stdout.count("graph converted and saved to") == 2
-    assert result.stdout.count("graph read from") == 4
+    assert output.count("graph converted and saved to") == 2
+    assert output.count("graph read from") == 4
     assert len(re.findall(r"^  (vision|step) graph on disk: [\d.]+ MB, compiled for this CPU "
-                          r"(?!0\.0 )[\d.]+ MB$", result.stdout,
+                          r"(?!0\.0 )[\d.]+ MB$", output,
                           re.MULTILINE)) == 2
